@@ -1,0 +1,143 @@
+"""Checkpoints: weights in safetensors beside a JSON file of metadata.
+
+The JSON records the model spec (to rebuild the architecture), what the caller
+says produced the weights (training config, seed, hash of the training ids) and
+library versions, plus the SHA-256 of the weights file so corruption is caught
+on load. Both files are written to a temporary name and renamed into place, so
+an interrupted save never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as from_bytes
+from safetensors.torch import save as to_bytes
+from torch import nn
+
+from unlearnkit.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    from unlearnkit import __version__
+
+    return {"unlearnkit": __version__, "torch": torch.__version__}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    return path, path.with_suffix(".json")
+
+
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared or non-contiguous storage; clone makes each tensor its own.
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = None) -> Path:
+    """Save ``model`` to ``path`` (``.safetensors``) and its metadata beside it (``.json``).
+
+    >>> import tempfile, unlearnkit as uk
+    >>> m = uk.models.make("logreg", input_shape=(3,), num_outputs=2)
+    >>> p = save(m, tempfile.mkdtemp() + "/m", metadata={"seed": 0})
+    >>> loaded, meta = load(p, expect={"seed": 0})
+    >>> meta["seed"], torch.equal(loaded[1].weight, m[1].weight)
+    (0, True)
+    """
+    weights_path, meta_path = _paths(path)
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise CheckpointError("only models built by unlearnkit.models.make can be saved")
+
+    blob = to_bytes(state_tensors(model))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model": spec,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "versions": versions(),
+        **(metadata or {}),
+    }
+    # Weights first: a crash between the two renames leaves a JSON whose hash does
+    # not match, which load() reports as a corrupt checkpoint instead of using it.
+    atomic_write_bytes(weights_path, blob)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True))
+    return weights_path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    _, meta_path = _paths(path)
+    if not meta_path.is_file():
+        raise CheckpointError(f"checkpoint metadata {meta_path} is missing")
+    try:
+        return json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"checkpoint metadata {meta_path} is corrupt ({exc}); delete it"
+        ) from None
+
+
+def load(path: str | os.PathLike, *, expect: dict | None = None) -> tuple[nn.Module, dict]:
+    """Load a checkpoint; verify its hash and that its metadata contains ``expect``."""
+    from unlearnkit.models import from_spec
+
+    weights_path, meta_path = _paths(path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint {weights_path} does not exist")
+    meta = read_metadata(weights_path)
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {weights_path} has format {meta.get('format_version')}, newer than "
+            f"this unlearnkit reads ({FORMAT_VERSION}); upgrade unlearnkit"
+        )
+    blob = weights_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
+        raise CheckpointError(
+            f"checkpoint {weights_path} is corrupt (its hash does not match {meta_path.name}); "
+            "delete both files to retrain"
+        )
+    for key, value in (expect or {}).items():
+        if meta.get(key) != value:
+            raise CheckpointError(
+                f"checkpoint {weights_path} does not match: {key} is {meta.get(key)!r}, "
+                f"expected {value!r}; delete it or use another output folder"
+            )
+    try:
+        tensors = from_bytes(blob)
+        model = from_spec(meta["model"])
+        model.load_state_dict(tensors)
+    except (SafetensorError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {weights_path} cannot be loaded: {exc}") from None
+    return model, meta
+
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "load", "read_metadata", "save"]

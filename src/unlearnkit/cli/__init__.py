@@ -1,0 +1,36 @@
+"""The ``unlearnkit`` command line. Thin by design: it parses, calls the library, prints.
+
+Each sub-command lives in its own module and registers itself on ``app``.
+Errors the user can cause (``UnlearnkitError``) print one line on stderr and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from unlearnkit.errors import UnlearnkitError
+
+app = typer.Typer(
+    name="unlearnkit",
+    help="Machine unlearning: approximate and exact methods, evaluated against the golden model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Importing a module registers its commands on `app`.
+from unlearnkit.cli import catalogue  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        app()
+    except UnlearnkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted; completed steps are saved, rerun to resume", file=sys.stderr)
+        sys.exit(130)

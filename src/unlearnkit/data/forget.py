@@ -1,0 +1,158 @@
+"""Choosing the samples to forget: ``random:``, ``class:`` and ``ids:`` specifications."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearnkit.data.dataset import Dataset, Split, sha256_of_ids
+from unlearnkit.errors import ForgetSelectionError, UnknownIdsError
+
+
+@dataclass(frozen=True, eq=False)
+class ForgetSplit:
+    """``train`` = ``retain`` ∪ ``forget`` (disjoint, original order kept); ``test`` untouched."""
+
+    train: Split
+    retain: Split
+    forget: Split
+    test: Split
+    spec: str
+    seed: int
+    num_classes: int
+
+    @property
+    def forget_sha256(self) -> str:
+        return sha256_of_ids(self.forget.ids)
+
+    def describe(self) -> dict:
+        return {
+            "spec": self.spec,
+            "seed": self.seed,
+            "n_retain": len(self.retain),
+            "n_forget": len(self.forget),
+            "n_test": len(self.test),
+            "forget_sha256": self.forget_sha256,
+        }
+
+
+_GRAMMAR = "expected 'random:<fraction or count>', 'class:<c>[,<c>...]' or 'ids:<file>'"
+
+
+def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> ForgetSplit:
+    """Split ``data.train`` into retain and forget by ``spec``.
+
+    - ``random:0.1`` — a seeded uniform 10% of train; ``random:50`` — 50 samples;
+    - ``class:3`` or ``class:3,5`` — every train sample of those classes;
+    - ``ids:path.txt`` — one sample id per line (``#`` comments allowed);
+    - a list of ids, for use from Python.
+
+    >>> from unlearnkit.data import load
+    >>> split = select_forget(load("digits"), "class:3")
+    >>> bool((split.forget.y == 3).all()), len(split.retain) + len(split.forget)
+    (True, 1437)
+    """
+    train = data.train
+    if not isinstance(spec, str):
+        forget_ids = _known_ids(train, np.asarray(list(spec), dtype=np.int64), "the id list")
+        spec_text = f"ids:<{len(forget_ids)} ids>"
+    else:
+        spec_text = spec.strip()
+        kind, sep, arg = spec_text.partition(":")
+        if not sep or not arg:
+            raise ForgetSelectionError(f"malformed forget spec {spec!r}; {_GRAMMAR}")
+        if kind == "random":
+            forget_ids = _random(train, arg, seed=seed, spec=spec)
+        elif kind == "class":
+            forget_ids = _classes(data, arg, spec=spec)
+        elif kind == "ids":
+            forget_ids = _ids_file(train, arg)
+        else:
+            raise ForgetSelectionError(f"unknown forget kind {kind!r} in {spec!r}; {_GRAMMAR}")
+    if len(forget_ids) == 0:
+        raise ForgetSelectionError(
+            f"forget spec {spec_text!r} selects no sample; choose a non-empty set"
+        )
+    is_forget = torch.isin(train.ids, torch.as_tensor(forget_ids))
+    if bool(is_forget.all()):
+        raise ForgetSelectionError(
+            f"forget spec {spec_text!r} selects all {len(train)} train samples; "
+            "nothing would remain to train on"
+        )
+    return ForgetSplit(
+        train=train,
+        retain=train.take(~is_forget),
+        forget=train.take(is_forget),
+        test=data.test,
+        spec=spec_text,
+        seed=seed,
+        num_classes=data.num_classes,
+    )
+
+
+def _random(train: Split, arg: str, *, seed: int, spec: str) -> np.ndarray:
+    n = len(train)
+    try:
+        value = float(arg)
+    except ValueError:
+        raise ForgetSelectionError(f"random amount {arg!r} in {spec!r} is not a number") from None
+    if "." in arg or "e" in arg.lower():
+        if not 0 < value < 1:
+            raise ForgetSelectionError(
+                f"random fraction must be in (0, 1); got {arg} in {spec!r} (use a count for more)"
+            )
+        count = int(round(value * n))
+    else:
+        count = int(value)
+        if not 0 < count < n:
+            raise ForgetSelectionError(f"random count must be in 1..{n - 1}; got {arg} in {spec!r}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train.ids.numpy(), size=count, replace=False))
+
+
+def _classes(data: Dataset, arg: str, *, spec: str) -> np.ndarray:
+    if data.task != "classification":
+        raise ForgetSelectionError("class: forgetting needs a classification data set")
+    if not re.fullmatch(r"\d+(,\d+)*", arg):
+        raise ForgetSelectionError(
+            f"classes must be comma-separated integers; got {arg!r} in {spec!r}"
+        )
+    classes = sorted({int(c) for c in arg.split(",")})
+    bad = [c for c in classes if c >= data.num_classes]
+    if bad:
+        raise ForgetSelectionError(
+            f"class(es) {bad} not in this data set (classes 0..{data.num_classes - 1})"
+        )
+    mask = torch.isin(data.train.y, torch.tensor(classes))
+    return data.train.ids[mask].numpy()
+
+
+def _ids_file(train: Split, arg: str) -> np.ndarray:
+    path = Path(arg)
+    if not path.is_file():
+        raise ForgetSelectionError(f"ids file {path} does not exist")
+    ids = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            ids.append(int(line))
+        except ValueError:
+            raise ForgetSelectionError(
+                f"{path}:{lineno}: {line!r} is not an integer sample id"
+            ) from None
+    return _known_ids(train, np.asarray(ids, dtype=np.int64), str(path))
+
+
+def _known_ids(train: Split, ids: np.ndarray, source: str) -> np.ndarray:
+    ids = np.unique(ids)
+    try:
+        train.positions(ids)
+    except UnknownIdsError as exc:
+        raise ForgetSelectionError(f"{source}: {exc}") from None
+    return ids

@@ -1,0 +1,191 @@
+"""The method interface: one class per algorithm, one verb, declared capabilities.
+
+A method stores its hyper-parameters in ``__init__`` (keyword-only, with
+documented defaults) and does its work in ``unlearn(model, split)``, which
+returns a *new* model and never changes the one it is given.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from unlearnkit.data.dataset import Split
+from unlearnkit.data.forget import ForgetSplit
+from unlearnkit.errors import ConfigError, UnknownMethodError
+from unlearnkit.registry import Registry
+from unlearnkit.training import epoch_order, progress_enabled
+
+REGISTRY: Registry[type[UnlearningMethod]] = Registry("method", error=UnknownMethodError)
+
+
+def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    REGISTRY.add(cls.name, cls)
+    return cls
+
+
+def get(name: str) -> type[UnlearningMethod]:
+    """The method class registered as ``name``; unknown names list the valid ones."""
+    return REGISTRY.get(name)
+
+
+def names() -> list[str]:
+    return REGISTRY.names()
+
+
+class UnlearningMethod:
+    """Base class. Subclasses set the class attributes and implement ``unlearn``.
+
+    Capabilities:
+    - ``exact``: the result equals retraining without the forget set.
+    - ``needs_forget``: reads the forget samples (``split.forget``).
+    - ``needs_retain``: reads the retained samples (``split.retain``).
+    A method whose flag is False must give the same result whatever that data holds;
+    the conformance test checks this.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    exact: ClassVar[bool] = False
+    needs_forget: ClassVar[bool] = True
+    needs_retain: ClassVar[bool] = True
+
+    def unlearn(self, model: nn.Module, split: ForgetSplit) -> nn.Module:
+        raise NotImplementedError
+
+    def get_params(self) -> dict:
+        """The hyper-parameters given to ``__init__`` (scikit-learn style)."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def random_wrong_labels(y: torch.Tensor, num_classes: int, *, seed: int) -> torch.Tensor:
+    """One wrong label per sample, drawn once with ``seed`` (spec/paper.md §4, a choice)."""
+    if num_classes < 2:
+        raise ConfigError("random wrong labels need at least 2 classes")
+    generator = torch.Generator().manual_seed(seed)
+    shift = torch.randint(1, num_classes, y.shape, generator=generator)
+    return (y + shift) % num_classes
+
+
+class FineTuneMethod(UnlearningMethod):
+    """Shared machinery: a few epochs of SGD from the trained model on a method-specific loss.
+
+    One epoch walks the *driver* split (retain, or forget when there is no
+    retain term) in a seeded order; when the loss also has a term on the other
+    split, that split is cut into as many batches as the driver has, so each
+    epoch visits every sample of both once. Subclasses implement ``loss``.
+    """
+
+    driver: ClassVar[str] = "retain"  # "retain" or "forget"
+    uses_other: ClassVar[bool] = True  # loss also takes a batch of the other split
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 2,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 64,
+        seed: int = 0,
+        progress: bool | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.seed = seed
+        self.progress = progress
+
+    # -- hooks ----------------------------------------------------------------
+    def prepare(self, model: nn.Module, split: ForgetSplit) -> tuple[nn.Module, Split, Split]:
+        """Return the model to train and the (retain, forget) data the loss sees."""
+        return model, split.retain, split.forget
+
+    def loss(self, model: nn.Module, retain: Split | None, forget: Split | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gradient_mask(self, model: nn.Module, split: ForgetSplit) -> dict[str, torch.Tensor] | None:
+        """Optional 0/1 mask per parameter name; masked-out weights stay frozen."""
+        return None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    # -- the loop -------------------------------------------------------------
+    def check(self) -> None:
+        if self.epochs < 1 or self.lr <= 0 or self.batch_size < 1:
+            raise ConfigError(
+                f"{self.name}: need epochs >= 1, lr > 0, batch_size >= 1; got {self.get_params()}"
+            )
+
+    def unlearn(self, model: nn.Module, split: ForgetSplit) -> nn.Module:
+        self.check()
+        model = copy.deepcopy(model)
+        mask = self.gradient_mask(model, split)  # from the original weights, before any step
+        model, retain, forget = self.prepare(model, split)
+        named = dict(model.named_parameters())
+        if mask is not None:
+            for name, m in mask.items():
+                # A frozen weight's gradient is always 0 (weight decay is in the loss, masked
+                # too), so its momentum buffer stays 0 and plain SGD never moves it.
+                named[name].register_hook(lambda g, m=m: g * m)
+        # With a mask, weight decay goes into the (masked) loss so frozen weights feel none of
+        # it; without one, the optimiser's own decay is the same thing, only cheaper.
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=0.0 if mask is not None else self.weight_decay,
+        )
+        drive, other = (retain, forget) if self.driver == "retain" else (forget, retain)
+        n_batches = max(1, math.ceil(len(drive) / self.batch_size))
+        other_bs = (
+            max(1, math.ceil(len(other) / n_batches)) if self.uses_other and len(other) else 0
+        )
+        model.train()
+        from tqdm.auto import tqdm
+
+        for epoch in tqdm(
+            range(self.epochs),
+            desc=self.name,
+            leave=False,
+            disable=not progress_enabled(self.progress),
+        ):
+            self.on_epoch_start(epoch)
+            order = epoch_order(len(drive), seed=self.seed, epoch=epoch)
+            other_order = (
+                epoch_order(len(other), seed=self.seed + 7919, epoch=epoch) if other_bs else None
+            )
+            for b in range(n_batches):
+                batch = drive.take(order[b * self.batch_size : (b + 1) * self.batch_size])
+                if len(batch) == 0:
+                    continue
+                other_batch = (
+                    other.take(other_order[b * other_bs : (b + 1) * other_bs]) if other_bs else None
+                )
+                if other_batch is not None and len(other_batch) == 0:
+                    other_batch = None
+                r, f = (batch, other_batch) if self.driver == "retain" else (other_batch, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss = self.loss(model, r, f)
+                if mask is not None and self.weight_decay:
+                    loss = loss + 0.5 * self.weight_decay * sum(
+                        (p * mask[n] if n in mask else p).pow(2).sum() for n, p in named.items()
+                    )
+                loss.backward()
+                optimizer.step()
+        model.eval()
+        return model

@@ -1,0 +1,124 @@
+"""Baseline unlearning methods (spec/paper.md §4): golden retraining and four fine-tuning objectives."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnkit.data.forget import ForgetSplit
+from unlearnkit.errors import ConfigError
+from unlearnkit.methods.base import FineTuneMethod, UnlearningMethod, random_wrong_labels, register
+from unlearnkit.training import TrainConfig, train
+
+
+@register
+class Golden(UnlearningMethod):
+    """Retrain from scratch on the retained data with the original recipe: the reference.
+
+    The recipe is ``config`` if given, else the one recorded on the model by
+    :func:`unlearnkit.train` (``model.train_info``).
+    """
+
+    name = "golden"
+    summary = "retrain from scratch on retain with the original recipe (the reference)"
+    exact = True
+    needs_forget = False
+
+    def __init__(
+        self, *, config: TrainConfig | None = None, seed: int = 0, progress: bool | None = None
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.progress = progress
+
+    def unlearn(self, model: nn.Module, split: ForgetSplit) -> nn.Module:
+        config = self.config
+        if config is None:
+            info = getattr(model, "train_info", None)
+            if info is None:
+                raise ConfigError(
+                    "golden needs the training recipe: pass config=TrainConfig(...) or a model "
+                    "trained by unlearnkit.train"
+                )
+            config = TrainConfig(**info["config"])
+        return train(model, split.retain, seed=self.seed, config=config, progress=self.progress)
+
+
+@register
+class FineTune(FineTuneMethod):
+    """FT: minimise ``CE(θ; D_r)`` from the trained model. Defaults: 2 epochs, lr 0.01."""
+
+    name = "finetune"
+    summary = "fine-tune on retain: CE(D_r)"
+    needs_forget = False
+    uses_other = False
+
+    def loss(self, model, retain, forget):
+        return F.cross_entropy(model(retain.X), retain.y)
+
+
+@register
+class GradientAscent(FineTuneMethod):
+    """GA: minimise ``−CE(θ; D_f)``: a few small steps up the forget loss.
+
+    Defaults: 1 epoch over the forget set, lr 1e-3, batch 64 (larger steps
+    quickly destroy the model).
+    """
+
+    name = "gradient_ascent"
+    summary = "gradient ascent on forget: -CE(D_f)"
+    needs_retain = False
+    driver = "forget"
+    uses_other = False
+
+    def __init__(self, *, epochs: int = 1, lr: float = 1e-3, **kwargs) -> None:
+        super().__init__(epochs=epochs, lr=lr, **kwargs)
+
+    def loss(self, model, retain, forget):
+        return -F.cross_entropy(model(forget.X), forget.y)
+
+
+@register
+class NegGradPlus(FineTuneMethod):
+    """NegGrad+: minimise ``β·CE(θ; D_r) − (1 − β)·CE(θ; D_f)``. Defaults: β = 0.95, 2 epochs."""
+
+    name = "neggrad_plus"
+    summary = "beta*CE(D_r) - (1-beta)*CE(D_f)"
+
+    def __init__(self, *, beta: float = 0.95, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.beta = beta
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.beta < 1:
+            raise ConfigError(f"neggrad_plus: beta must be in (0, 1); got {self.beta}")
+
+    def loss(self, model, retain, forget):
+        loss = self.beta * F.cross_entropy(model(retain.X), retain.y)
+        if forget is not None:
+            loss = loss - (1 - self.beta) * F.cross_entropy(model(forget.X), forget.y)
+        return loss
+
+
+class _RandomLabelLoss(FineTuneMethod):
+    """Fine-tuning with the forget samples relabelled to a random wrong class (drawn once)."""
+
+    def prepare(self, model, split):
+        wrong = random_wrong_labels(split.forget.y, split.num_classes, seed=self.seed)
+        forget = type(split.forget)(ids=split.forget.ids, X=split.forget.X, y=wrong)
+        return model, split.retain, forget
+
+
+@register
+class RandomLabel(_RandomLabelLoss):
+    """RL: minimise ``CE(θ; D_f with y') + CE(θ; D_r)``, ``y'`` a random wrong label. 2 epochs."""
+
+    name = "random_label"
+    summary = "CE(D_f with random wrong labels) + CE(D_r)"
+
+    def loss(self, model, retain, forget):
+        loss = F.cross_entropy(model(retain.X), retain.y)
+        if forget is not None:
+            loss = loss + F.cross_entropy(model(forget.X), forget.y)
+        return loss

@@ -1,0 +1,174 @@
+"""A small model zoo. ``make(name, data)`` builds a model sized for a data set.
+
+Every model built here remembers how it was built (``model.spec``), so a
+checkpoint can rebuild the architecture before loading weights.
+
+>>> from unlearnkit.data import load
+>>> model = make("mlp", load("digits"), hidden=(32,))
+>>> model.spec["name"], model.spec["kwargs"]
+('mlp', {'hidden': [32]})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from unlearnkit.errors import ConfigError, UnknownModelError
+from unlearnkit.registry import Registry
+
+_BUILDERS: Registry[Callable[..., nn.Module]] = Registry("model", error=UnknownModelError)
+
+
+def names() -> list[str]:
+    return _BUILDERS.names()
+
+
+def make(
+    name: str,
+    data=None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_outputs: int | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> nn.Module:
+    """Build model ``name`` for ``data`` (or explicit ``input_shape`` / ``num_outputs``).
+
+    Weights are initialised from ``seed``; :func:`unlearnkit.train` re-initialises
+    from its own seed, so the seed here matters only for untrained use.
+    """
+    builder = _BUILDERS.get(name)
+    if data is not None:
+        input_shape = input_shape or tuple(data.input_shape)
+        num_outputs = num_outputs or (data.num_classes if data.num_classes else 1)
+    if input_shape is None or num_outputs is None:
+        raise ConfigError("make() needs a data set, or both input_shape and num_outputs")
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = builder(tuple(input_shape), int(num_outputs), **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"bad options for model {name!r}: {exc}") from None
+    model.spec = {
+        "name": name,
+        "input_shape": list(input_shape),
+        "num_outputs": int(num_outputs),
+        "kwargs": kwargs,
+    }
+    return model
+
+
+def from_spec(spec: dict, *, seed: int = 0) -> nn.Module:
+    """Rebuild an (untrained) model from ``model.spec``."""
+    return make(
+        spec["name"],
+        input_shape=tuple(spec["input_shape"]),
+        num_outputs=spec["num_outputs"],
+        seed=seed,
+        **spec.get("kwargs", {}),
+    )
+
+
+def reset_parameters(model: nn.Module, *, seed: int) -> nn.Module:
+    """Re-initialise every layer in place from ``seed`` (PyTorch's default schemes)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
+
+
+@_BUILDERS.register("linear")
+def _linear(input_shape, num_outputs, *, bias: bool = False):
+    """Flatten + one linear map without bias (the ``x . w`` of the regression lab)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_outputs, bias=bias))
+
+
+@_BUILDERS.register("logreg")
+def _logreg(input_shape, num_outputs):
+    """Multinomial logistic regression: flatten + linear with bias, trained with cross-entropy."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_outputs))
+
+
+@_BUILDERS.register("mlp")
+def _mlp(input_shape, num_outputs, *, hidden=(256, 128), dropout: float = 0.0):
+    """Fully connected ReLU network; ``hidden`` lists the widths."""
+    if not hidden or any(int(h) <= 0 for h in hidden):
+        raise ConfigError(f"mlp hidden widths must be positive integers; got {hidden}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = int(h)
+    layers.append(nn.Linear(width, num_outputs))
+    return nn.Sequential(*layers)
+
+
+@_BUILDERS.register("cnn")
+def _cnn(input_shape, num_outputs, *, channels=(16, 32), hidden: int = 64):
+    """Two conv-ReLU-maxpool blocks and a small classifier head, for 28x28 images."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"cnn needs image inputs (C, H, W); got input shape {input_shape}")
+    c, h, w = input_shape
+    c1, c2 = (int(x) for x in channels)
+    body = nn.Sequential(
+        nn.Conv2d(c, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+    )  # fmt: skip
+    flat = c2 * (h // 4) * (w // 4)
+    return nn.Sequential(body, nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_outputs))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR-style ResNet-18: 3x3 stem without max-pool, four stages of two basic blocks."""
+
+    def __init__(self, in_channels: int, num_outputs: int, width: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        stages, cin = [], width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            cout = width * 2**i
+            stages += [_BasicBlock(cin, cout, stride), _BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(cin, num_outputs)
+
+    def forward(self, x):
+        x = self.stages(self.stem(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@_BUILDERS.register("resnet18")
+def _resnet18(input_shape, num_outputs, *, width: int = 64):
+    if len(input_shape) != 3:
+        raise ConfigError(f"resnet18 needs image inputs (C, H, W); got input shape {input_shape}")
+    return ResNet18(input_shape[0], num_outputs, width=int(width))
