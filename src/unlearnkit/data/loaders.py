@@ -333,7 +333,7 @@ def from_file(
             raise DatasetError(f"cannot read {path} as NPZ: {exc}") from exc
         if "X" not in z or "y" not in z:
             raise DatasetError(f"{path} must hold arrays 'X' and 'y'; found {sorted(z.files)}")
-        get = lambda k: z[k] if k in z else None
+        get = lambda k: z[k] if k in z.files else None
         return from_arrays(
             z["X"], z["y"], ids=get("ids"), X_test=get("X_test"), y_test=get("y_test"),
             ids_test=get("ids_test"), name=name, task=task, test_fraction=test_fraction,

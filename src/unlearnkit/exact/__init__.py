@@ -1,0 +1,1 @@
+"""Exact unlearning engines: the result equals retraining without the forgotten samples."""
