@@ -59,6 +59,11 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path, path.with_suffix(".json")
 
 
+def exists(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint (either of its two files) is at ``path``."""
+    return any(p.exists() for p in _paths(path))
+
+
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     # safetensors refuses shared or non-contiguous storage; clone makes each tensor its own.
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}

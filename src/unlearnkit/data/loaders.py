@@ -84,9 +84,15 @@ def _build(
         if not 0 < test_fraction < 1:
             raise DatasetError(f"test_fraction must be in (0, 1); got {test_fraction}")
         stratify = y if task == "classification" else None
-        tr, te = train_test_split(
-            np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=stratify
-        )
+        try:
+            tr, te = train_test_split(
+                np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=stratify
+            )
+        except ValueError as exc:
+            raise DatasetError(
+                f"cannot split {name} into train/test: {exc}; give more samples per class, "
+                "change test_fraction or pass an explicit test part"
+            ) from None
         tr, te = np.sort(tr), np.sort(te)
         test = (X[te], y[te], ids[te])
         X, y, ids = X[tr], y[tr], ids[tr]
@@ -289,6 +295,10 @@ def from_arrays(
             raise DatasetError("classification labels must be integers 0..C-1")
         y = y.astype(np.int64)
     ids = np.arange(len(y)) if ids is None else np.asarray(ids, dtype=np.int64)
+    if len(ids) != len(y) or len(np.unique(ids)) != len(ids):
+        raise DatasetError(
+            "ids must be one unique integer per sample; found duplicates or a length mismatch"
+        )
     test = None
     if X_test is not None:
         X_test, y_test = np.asarray(X_test), np.asarray(y_test)

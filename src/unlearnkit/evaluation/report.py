@@ -1,0 +1,71 @@
+"""Markdown reports: one table per forget scenario, method x metric, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from unlearnkit.evaluation.metrics import IDEALS
+
+REPORT_METRICS = ("UA", "RA", "TA", "MIA", "avg_gap", "tow", "kl_forget", "time_s", "speedup")
+
+
+def _mean_std(values: list[float]) -> str:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return "–"
+    if arr.size == 1:
+        return f"{arr[0]:.2f}"
+    return f"{arr.mean():.2f} ± {arr.std(ddof=1):.2f}"
+
+
+def summarise(records: list[dict]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """``{forget spec: {method: {metric: [value per seed]}}}``, methods in first-seen order."""
+    table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for rec in records:
+        for metric in REPORT_METRICS:
+            table[rec["forget"]][rec["method"]][metric].append(rec.get(metric))
+    return table
+
+
+def markdown_table(per_method: dict[str, dict[str, list[float]]], *, metrics=REPORT_METRICS) -> str:
+    """Rows: golden first, then methods in order. The best (lowest) mean avg_gap is bold."""
+    order = sorted(per_method, key=lambda m: m != "golden")
+    gaps = {
+        m: float(np.mean(v["avg_gap"]))
+        for m, v in per_method.items()
+        if m != "golden" and v.get("avg_gap") and None not in v["avg_gap"]
+    }
+    best = min(gaps, key=gaps.get) if gaps else None
+    lines = [
+        "| method | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for method in order:
+        cells = []
+        for metric in metrics:
+            text = _mean_std(per_method[method][metric])
+            cells.append(f"**{text}**" if metric == "avg_gap" and method == best else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def legend(metrics=REPORT_METRICS) -> str:
+    return "Ideal values: " + "; ".join(f"`{m}` {IDEALS[m]}" for m in metrics) + "."
+
+
+def render_report(
+    records: list[dict], *, title: str = "Unlearning report", config: dict | None = None
+) -> str:
+    """The whole ``report.md``: a table per forget scenario, then the legend and config."""
+    parts = [f"# {title}", ""]
+    if config:
+        parts += ["Configuration: " + ", ".join(f"`{k}={v}`" for k, v in config.items()), ""]
+    seeds = sorted({r["seed"] for r in records})
+    parts += [f"Mean ± std over seeds {seeds}; percentages for UA, RA, TA, MIA.", ""]
+    for scenario, per_method in summarise(records).items():
+        parts += [f"## forget `{scenario}`", "", markdown_table(per_method), ""]
+    parts += [legend(), ""]
+    return "\n".join(parts)

@@ -1,0 +1,227 @@
+"""The comparison pipeline behind ``unlearnkit run``.
+
+For every seed it trains the original model on train and the golden model on
+retain (both cached as checkpoints under ``out/cache`` and reused on a rerun),
+runs each method on the original, evaluates it against golden, and writes
+``results.json`` and ``report.md``.
+
+Everything the user gave is validated before anything is written, and the
+result files are replaced atomically at the end, so a bad input or an
+interruption leaves earlier results in ``out`` as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from unlearnkit import checkpoint, data, methods, models
+from unlearnkit.data.forget import ForgetSplit
+from unlearnkit.errors import ConfigError, UnlearnkitError
+from unlearnkit.evaluation import evaluate
+from unlearnkit.evaluation.report import render_report
+from unlearnkit.training import TrainConfig, progress_enabled, train
+
+
+@dataclass
+class Experiment:
+    """What to compare. ``method_options`` maps a method name to keyword arguments.
+
+    >>> Experiment(dataset="digits", model="mlp", forget=["class:3"], methods=["golden"]).seeds
+    [0]
+    """
+
+    dataset: str
+    model: str
+    forget: list[str]
+    methods: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model_options: dict = field(default_factory=dict)
+    method_options: dict[str, dict] = field(default_factory=dict)
+    dataset_options: dict = field(default_factory=dict)
+    data_seed: int = 0
+    mia_feature: str = "confidence"
+    mia_max_samples: int | None = None
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "model_options": self.model_options,
+            "train": self.train.to_dict(),
+            "data_seed": self.data_seed,
+            "mia_feature": self.mia_feature,
+            "mia_max_samples": self.mia_max_samples,
+        }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with a clear message, if ``out`` cannot hold results."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UnlearnkitError(
+            f"cannot write to output folder {out}: {exc.strerror}; choose another --out"
+        ) from None
+
+
+def prepare(exp: Experiment):
+    """Validate the experiment; return the data set, the forget splits per (spec, seed), method classes."""
+    if not exp.methods:
+        raise ConfigError("no methods given; name at least one (see 'unlearnkit methods')")
+    if not exp.seeds:
+        raise ConfigError("no seeds given")
+    if not exp.forget:
+        raise ConfigError("no forget spec given")
+    classes = {name: methods.get(name) for name in exp.methods}
+    unknown_options = set(exp.method_options) - set(exp.methods)
+    if unknown_options:
+        raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
+    dataset = data.load(exp.dataset, seed=exp.data_seed, **exp.dataset_options)
+    models.make(exp.model, dataset, **exp.model_options)  # fails now on a bad model name/option
+    splits = {
+        (spec, seed): data.select_forget(dataset, spec, seed=seed)
+        for spec in exp.forget
+        for seed in exp.seeds
+    }
+    for name, cls in classes.items():  # bad hyper-parameter names fail before any training
+        try:
+            cls(**exp.method_options.get(name, {}))
+        except TypeError as exc:
+            raise ConfigError(f"bad options for method {name!r}: {exc}") from None
+    return dataset, splits, classes
+
+
+def _cached_train(
+    path: Path, *, model_template, split, seed: int, config: TrainConfig, tag: dict, progress
+):
+    """Load the checkpoint at ``path`` if it matches ``tag``; else train and save it."""
+    if checkpoint.exists(path):
+        model, meta = checkpoint.load(path, expect=tag)
+        model.train_info = meta["train_info"]
+        return model
+    model = train(model_template, split, seed=seed, config=config, progress=progress)
+    checkpoint.save(model, path, metadata={**tag, "train_info": model.train_info})
+    return model
+
+
+def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = None) -> list[dict]:
+    """Run ``exp``, write ``out/results.json`` and ``out/report.md``, return the records."""
+    out = Path(out)
+    dataset, splits, classes = prepare(exp)
+    check_writable(out)
+    template = models.make(exp.model, dataset, **exp.model_options)
+    base_tag = {"experiment": exp.describe()}
+    records: list[dict] = []
+    jobs = [(spec, seed) for spec in exp.forget for seed in exp.seeds]
+    bar = tqdm(
+        total=len(jobs) * len(exp.methods), desc="run", disable=not progress_enabled(progress)
+    )
+    for spec, seed in jobs:
+        split: ForgetSplit = splits[(spec, seed)]
+        original = _cached_train(
+            out / "cache" / f"seed{seed}" / "original",
+            model_template=template,
+            split=split.train,
+            seed=seed,
+            config=exp.train,
+            tag={
+                **base_tag,
+                "role": "original",
+                "seed": seed,
+                "train_ids_sha256": split.train.ids_sha256(),
+            },
+            progress=progress,
+        )
+        golden = _cached_train(
+            out / "cache" / f"seed{seed}" / f"golden-{_slug(spec)}",
+            model_template=template,
+            split=split.retain,
+            seed=seed,
+            config=exp.train,
+            tag={
+                **base_tag,
+                "role": "golden",
+                "seed": seed,
+                "train_ids_sha256": split.retain.ids_sha256(),
+            },
+            progress=progress,
+        )
+        golden_seconds = golden.train_info["seconds"]
+        eval_options = {
+            "mia_feature": exp.mia_feature,
+            "mia_max_samples": exp.mia_max_samples,
+            "seed": seed,
+        }
+        golden_metrics = evaluate(golden, split, **eval_options)
+        for name in exp.methods:
+            bar.set_description(f"{name} seed {seed}")
+            method = classes[name](**{"seed": seed, **exp.method_options.get(name, {})})
+            if name == "golden":
+                # Golden is the reference itself: its time is the retraining already done.
+                result, seconds = golden, golden_seconds
+            else:
+                prepared = method.setup(original, split)
+                started = time.perf_counter()
+                result = method.unlearn(prepared, split)
+                seconds = time.perf_counter() - started
+            metrics = evaluate(
+                result, split, golden=golden, golden_metrics=golden_metrics, **eval_options
+            )
+            records.append(
+                {
+                    "method": name,
+                    "seed": seed,
+                    "forget": spec,
+                    **metrics,
+                    "time_s": seconds,
+                    "speedup": golden_seconds / seconds if seconds > 0 else float("inf"),
+                    "golden_time_s": golden_seconds,
+                    "forget_sha256": split.forget_sha256,
+                    "n_forget": len(split.forget),
+                    "n_retain": len(split.retain),
+                    "params": {k: _jsonable(v) for k, v in method.get_params().items()},
+                    "config": exp.describe(),
+                    "versions": checkpoint.versions(),
+                }
+            )
+            bar.update()
+    bar.close()
+    write_results(records, out, exp)
+    return records
+
+
+def _jsonable(value):
+    if isinstance(value, TrainConfig):
+        return value.to_dict()
+    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        return value
+    return repr(value)
+
+
+def write_results(records: list[dict], out: Path, exp: Experiment) -> None:
+    report = render_report(
+        records,
+        title=f"Unlearning on {exp.dataset} ({exp.model})",
+        config={
+            "dataset": exp.dataset,
+            "model": exp.model,
+            "seeds": exp.seeds,
+            **exp.train.to_dict(),
+        },
+    )
+    checkpoint.atomic_write_text(out / "results.json", json.dumps(records, indent=2))
+    checkpoint.atomic_write_text(out / "report.md", report)
