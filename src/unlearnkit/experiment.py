@@ -132,34 +132,22 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     )
     for spec, seed in jobs:
         split: ForgetSplit = splits[(spec, seed)]
-        original = _cached_train(
-            out / "cache" / f"seed{seed}" / "original",
-            model_template=template,
-            split=split.train,
-            seed=seed,
-            config=exp.train,
-            tag={
-                **base_tag,
-                "role": "original",
-                "seed": seed,
-                "train_ids_sha256": split.train.ids_sha256(),
-            },
-            progress=progress,
-        )
-        golden = _cached_train(
-            out / "cache" / f"seed{seed}" / f"golden-{_slug(spec)}",
-            model_template=template,
-            split=split.retain,
-            seed=seed,
-            config=exp.train,
-            tag={
-                **base_tag,
-                "role": "golden",
-                "seed": seed,
-                "train_ids_sha256": split.retain.ids_sha256(),
-            },
-            progress=progress,
-        )
+        trained = {}
+        for role, part, name in (
+            ("original", split.train, "original"),
+            ("golden", split.retain, f"golden-{_slug(spec)}"),
+        ):
+            tag = {**base_tag, "role": role, "seed": seed, "train_ids_sha256": part.ids_sha256()}
+            trained[role] = _cached_train(
+                out / "cache" / f"seed{seed}" / name,
+                model_template=template,
+                split=part,
+                seed=seed,
+                config=exp.train,
+                tag=tag,
+                progress=progress,
+            )
+        original, golden = trained["original"], trained["golden"]
         golden_seconds = golden.train_info["seconds"]
         eval_options = {
             "mia_feature": exp.mia_feature,

@@ -67,5 +67,17 @@ def render_report(
     parts += [f"Mean ± std over seeds {seeds}; percentages for UA, RA, TA, MIA.", ""]
     for scenario, per_method in summarise(records).items():
         parts += [f"## forget `{scenario}`", "", markdown_table(per_method), ""]
+    class_specs = {r["forget"] for r in records if r["forget"].startswith("class:")}
+    if len(class_specs) > 1:
+        # Class-wise forgetting is reported per class and as the mean over classes.
+        pooled = [{**r, "forget": "class-wise"} for r in records if r["forget"] in class_specs]
+        parts += [
+            f"## class-wise mean over {', '.join(sorted(class_specs))}",
+            "",
+            "Mean ± std over every (class, seed) pair.",
+            "",
+            markdown_table(summarise(pooled)["class-wise"]),
+            "",
+        ]
     parts += [legend(), ""]
     return "\n".join(parts)
