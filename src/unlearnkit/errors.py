@@ -50,3 +50,7 @@ class StoreError(UnlearnkitError):
 
 class UnknownIdsError(UnlearnkitError):
     """Sample ids that are not in the data set (or were already deleted)."""
+
+
+class NonFiniteOutputError(UnlearnkitError, ValueError):
+    """A model produces NaN or infinite outputs (an unlearning step diverged)."""

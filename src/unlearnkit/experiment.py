@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from unlearnkit import checkpoint, data, methods, models
 from unlearnkit.data.forget import ForgetSplit
-from unlearnkit.errors import ConfigError, UnlearnkitError
+from unlearnkit.errors import ConfigError, NonFiniteOutputError, UnlearnkitError
 from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
 from unlearnkit.training import TrainConfig, progress_enabled, train
@@ -166,15 +166,25 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                 started = time.perf_counter()
                 result = method.unlearn(prepared, split)
                 seconds = time.perf_counter() - started
-            metrics = evaluate(
-                result, split, golden=golden, golden_metrics=golden_metrics, **eval_options
-            )
+            try:
+                metrics = evaluate(
+                    result, split, golden=golden, golden_metrics=golden_metrics, **eval_options
+                )
+                diverged = False
+            except NonFiniteOutputError:
+                # One diverged method must not abort the comparison: record it, say so.
+                metrics = dict.fromkeys(("UA", "RA", "TA", "MIA", "avg_gap", "tow", "kl_forget"))
+                diverged = True
+                tqdm.write(
+                    f"warning: {name} diverged on forget {spec!r}, seed {seed}; its metrics are empty"
+                )
             records.append(
                 {
                     "method": name,
                     "seed": seed,
                     "forget": spec,
                     **metrics,
+                    "diverged": diverged,
                     "time_s": seconds,
                     "speedup": golden_seconds / seconds if seconds > 0 else float("inf"),
                     "golden_time_s": golden_seconds,

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from unlearnkit.data.forget import ForgetSplit
+from unlearnkit.errors import NonFiniteOutputError
 from unlearnkit.evaluation.mia import mia_efficacy
 from unlearnkit.training import predict_proba
 
@@ -58,6 +59,11 @@ def evaluate(
     probs = {
         name: predict_proba(model, getattr(split, name).X) for name in ("retain", "forget", "test")
     }
+    if not all(bool(torch.isfinite(p).all()) for p in probs.values()):
+        raise NonFiniteOutputError(
+            "the model outputs NaN or infinite values (its training or unlearning diverged); "
+            "lower the learning rate or the number of steps"
+        )
     labels = {name: getattr(split, name).y for name in ("retain", "forget", "test")}
     out = {
         "UA": 100.0 - _accuracy(probs["forget"], labels["forget"]),

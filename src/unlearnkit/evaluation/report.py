@@ -79,5 +79,10 @@ def render_report(
             markdown_table(summarise(pooled)["class-wise"]),
             "",
         ]
+    diverged = [r for r in records if r.get("diverged")]
+    if diverged:
+        parts += ["Runs that diverged (non-finite outputs; left out of the means above):", ""]
+        parts += [f"- {r['method']} on `{r['forget']}`, seed {r['seed']}" for r in diverged]
+        parts += [""]
     parts += [legend(), ""]
     return "\n".join(parts)

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+from unlearnkit.errors import ConfigError
+from unlearnkit.experiment import Experiment, run_experiment
+from unlearnkit.training import TrainConfig
+
+SMALL = TrainConfig(epochs=3)
+
+
+def test_a_diverging_method_is_recorded_not_fatal(tmp_path):
+    exp = Experiment(
+        dataset="digits",
+        model="mlp",
+        forget=["class:3"],
+        methods=["golden", "gradient_ascent", "finetune"],
+        train=SMALL,
+        model_options={"hidden": [16]},
+        method_options={"gradient_ascent": {"lr": 1e6, "epochs": 3}},
+    )
+    records = run_experiment(exp, out=tmp_path, progress=False)
+    by_method = {r["method"]: r for r in records}
+    assert by_method["gradient_ascent"]["diverged"] is True
+    assert by_method["gradient_ascent"]["UA"] is None
+    assert by_method["finetune"]["diverged"] is False and by_method["finetune"]["UA"] is not None
+    assert "gradient_ascent on `class:3`, seed 0" in (tmp_path / "report.md").read_text()
+    json.loads((tmp_path / "results.json").read_text())  # strict JSON: no NaN tokens
+
+
+def test_options_for_methods_not_run_are_refused(tmp_path):
+    exp = Experiment(dataset="digits", model="mlp", forget=["class:3"], methods=["golden"],
+                     method_options={"kl_ft": {"alpha": 0.5}})  # fmt: skip
+    with pytest.raises(ConfigError, match="not being run"):
+        run_experiment(exp, out=tmp_path)
+    assert not (tmp_path / "results.json").exists()
