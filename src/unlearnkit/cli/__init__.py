@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Importing a module registers its commands on `app`.
-from unlearnkit.cli import catalogue, run  # noqa: E402,F401
+from unlearnkit.cli import catalogue, run, sisa, theory  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,1365 @@
+"""SISA: sharded, isolated, sliced, aggregated training (Bourtoule et al., S&P 2021).
+
+The training ids are shuffled with the seed and cut into ``shards`` disjoint
+shards, each cut into ``slices`` slices. Every shard trains its own constituent
+model: step ``i`` resumes from the checkpoint of step ``i - 1`` and trains on
+slices ``1..i``. Predictions aggregate the constituents (majority vote, or the
+mean of their softmax outputs). ``forget(ids)`` retrains only the shards that
+saw the ids, each from the checkpoint before its earliest affected slice, on
+the same slices minus the ids, with the same seeds and per-step epochs; the
+result is bit-identical to training that shard from scratch without the ids
+(spec/sisa.md, spec/evaluation.md "Exact-unlearning checks").
+
+Choices made here (documented in the README section):
+
+- Each step starts a fresh optimizer and checkpoints hold the model only, as in
+  the reference implementation (``carry_optimizer=False``). With
+  ``carry_optimizer=True`` the optimizer state (e.g. SGD momentum) continues
+  across steps and is saved in every checkpoint: closer to unsliced training,
+  but checkpoints twice the size and about 3x slower to write.
+- Step ``i`` uses epochs ``E(i-1) .. E(i)-1`` of a global per-shard count for
+  its data order, and reseeds torch's global generator (dropout) from
+  ``(shard seed, step)``: what a step does depends only on its seed, its step
+  number and its data, never on what was deleted elsewhere.
+- Constituents train with ``threads`` torch threads (default 1) whatever the
+  executor, because CPU kernels may sum in a different order with more threads
+  and exactness is bit-for-bit.
+- A step whose slices are all deleted performs no update; a shard with no
+  sample left is left out of the aggregate.
+- The store keeps the training data of every slice, so a loaded store can serve
+  deletions on its own; a deleted sample's features are removed with it.
+
+>>> import unlearnkit as uk
+>>> from unlearnkit.exact import SISA
+>>> data = uk.datasets.load("digits")
+>>> sisa = SISA(model="logreg", shards=3, slices=2, epochs=2, executor="serial")
+>>> sisa = sisa.fit(data.train)
+>>> report = sisa.forget([int(data.train.ids[0])])
+>>> len(report.shards), report.steps_retrained >= 1, sisa.requests_served_
+(1, True, 1)
+>>> sisa.predict(data.test.X[:3]).tolist() == sisa.predict_proba(data.test.X[:3]).argmax(1).tolist()
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnkit.checkpoint import versions
+from unlearnkit.data.dataset import Split, sha256_of_ids
+from unlearnkit.errors import ConfigError, ForgetSelectionError, StoreError, UnknownIdsError
+from unlearnkit.exact.sisa_store import (
+    FORMAT,
+    FORMAT_VERSION,
+    AlreadyDeletedError,
+    PendingRequestError,
+    SISAStore,
+    StoreMismatchError,
+    now,
+)
+from unlearnkit.models import from_spec, make, reset_parameters
+from unlearnkit.runtime.executors import Executor, get_executor
+from unlearnkit.training import TrainConfig, make_optimizer, run_epochs
+from unlearnkit.training import predict_proba as model_proba
+
+AGGREGATIONS = ("vote", "softmax")
+SHARDINGS = ("uniform", "distribution-aware")
+
+
+# --------------------------------------------------------------------------------------
+# Schedule, sharding and the cost model
+# --------------------------------------------------------------------------------------
+
+
+def step_epochs(epochs: int, slices: int) -> list[int]:
+    """Epochs per step: ``2·e0/(R+1)`` rounded half up, at least 1 (spec/sisa.md).
+
+    This keeps sample-passes equal to unsliced training (``e0·D``) up to the
+    rounding; :func:`expected_sample_passes` reports the exact total.
+
+    >>> step_epochs(11, 10), step_epochs(6, 5), step_epochs(3, 10)
+    ([2, 2, 2, 2, 2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    """
+    if epochs < 1 or slices < 1:
+        raise ConfigError(f"need epochs >= 1 and slices >= 1; got epochs={epochs}, slices={slices}")
+    return [max(1, math.floor(2 * epochs / (slices + 1) + 0.5))] * slices
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    """A 32-bit seed per shard, independent across shards (NumPy's SeedSequence)."""
+    return int(np.random.SeedSequence([int(seed), int(shard)]).generate_state(1)[0])
+
+
+def _cut(sequence: np.ndarray, parts: int) -> list[np.ndarray]:
+    """Contiguous parts whose sizes differ by at most one."""
+    return np.array_split(sequence, parts)
+
+
+def assign_uniform(n: int, *, shards: int, slices: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Shuffle positions ``0..n-1`` with ``seed``; cut into shards, each into slices.
+
+    Returns ``(positions, shard, slice)``: positions in store order (shard-major,
+    then slice, then the shuffled order) with the 0-based shard and slice of each.
+
+    >>> pos, sh, sl = assign_uniform(7, shards=2, slices=2, seed=0)
+    >>> sorted(pos.tolist()), np.bincount(sh).tolist(), sl.tolist()
+    ([0, 1, 2, 3, 4, 5, 6], [4, 3], [0, 0, 1, 1, 0, 0, 1])
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    return _slice_shards(_cut(order, shards), slices)
+
+
+def _slice_shards(members: list[np.ndarray], slices: int) -> tuple[np.ndarray, ...]:
+    positions, shard_of, slice_of = [], [], []
+    for s, shard in enumerate(members):
+        for r, part in enumerate(_cut(shard, slices)):
+            positions.append(part)
+            shard_of.append(np.full(len(part), s))
+            slice_of.append(np.full(len(part), r))
+    return tuple(np.concatenate(a).astype(np.int64) for a in (positions, shard_of, slice_of))
+
+
+def assign_distribution_aware(
+    probabilities: np.ndarray, *, shards: int, slices: int, seed: int, capacity: float
+) -> tuple[np.ndarray, ...]:
+    """Sort by deletion probability; fill shards greedily so each expects ≤ ``capacity`` requests.
+
+    A shard closes when adding the next sample would push its summed
+    probability over ``capacity`` or its size over an even share of what is
+    left, so likely-deleted samples end up in the first, smaller shards and the
+    rest is spread evenly. Ties are broken by a seeded shuffle; inside a shard
+    the order is shuffled again so slices are not sorted by probability.
+
+    >>> p = np.array([0.9, 0.8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    >>> pos, sh, sl = assign_distribution_aware(p, shards=3, slices=1, seed=0, capacity=1.0)
+    >>> np.bincount(sh).tolist(), sorted(pos[sh == 0].tolist())
+    ([1, 4, 3], [0])
+    """
+    n = len(probabilities)
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.permutation(n)
+    order = np.lexsort((tiebreak, -probabilities))
+    members: list[np.ndarray] = []
+    start = 0
+    for s in range(shards):
+        left = n - start
+        if s == shards - 1:
+            end = n
+        else:
+            cap = math.ceil(left / (shards - s))
+            end, mass = start, 0.0
+            while end < n and end - start < cap:
+                p = probabilities[order[end]]
+                if end > start and mass + p > capacity + 1e-9:  # 20 x 0.05 must fit 1.0
+                    break
+                mass += p
+                end += 1
+        members.append(rng.permutation(order[start:end]))
+        start = end
+    mass = [float(probabilities[m].sum()) for m in members]
+    if mass[-1] > capacity + 1e-9 or any(len(m) < slices for m in members):
+        need = math.ceil(float(probabilities.sum()) / capacity)
+        raise ConfigError(
+            f"distribution-aware sharding cannot keep every shard under capacity {capacity} "
+            f"with {shards} shards of at least {slices} samples (the probabilities sum to "
+            f"{probabilities.sum():.3g}, needing about {need} shards); raise shards or capacity"
+        )
+    return _slice_shards(members, slices)
+
+
+def retrain_sample_passes(
+    slice_sizes: Sequence[int], epochs: Sequence[int], first_step: int
+) -> int:
+    """Sample-passes to redo steps ``first_step..R`` (1-based) of one shard.
+
+    Step ``i`` trains ``epochs[i-1]`` epochs on slices ``1..i``.
+
+    >>> retrain_sample_passes([10, 10, 10], [2, 2, 2], first_step=2)  # 2*20 + 2*30
+    100
+    """
+    cumulative = np.cumsum(slice_sizes)
+    return int(sum(epochs[i] * cumulative[i] for i in range(first_step - 1, len(slice_sizes))))
+
+
+def expected_sample_passes(
+    *, n: int, shards: int, slices: int, epochs: Sequence[int], requests: int
+) -> float:
+    """Expected sample-passes to serve ``requests`` uniform deletions in one batch.
+
+    Shards of ``n/shards`` samples, slices of equal size. A shard receives
+    ``m ~ Binomial(requests, 1/shards)`` requests; it restarts at the minimum of
+    their slices, ``P(min ≥ j) = ((R - j + 1)/R)^m`` (spec/sisa.md, "Cost model").
+    With one request and ``epochs = step_epochs(e0, R)`` this is
+    ``e0·D·(2/3 + 1/(3R))`` up to the epoch rounding.
+
+    >>> d, r = 1000, 4
+    >>> round(expected_sample_passes(n=d, shards=1, slices=r, epochs=[2] * r, requests=1))
+    3750
+    >>> round(5 * d * (2 / 3 + 1 / (3 * r)))  # e0 = 2·(R+1)/2 = 5
+    3750
+    """
+    from math import comb
+
+    d = n / shards
+    cost_from = [
+        sum(epochs[i] * (i + 1) * d / slices for i in range(j, slices)) for j in range(slices)
+    ]
+    total = 0.0
+    for m in range(1, requests + 1):
+        p_m = comb(requests, m) * (1 / shards) ** m * (1 - 1 / shards) ** (requests - m)
+        if p_m == 0:
+            continue
+        for j in range(slices):  # 0-based restart slice
+            p_j = ((slices - j) / slices) ** m - ((slices - j - 1) / slices) ** m
+            total += p_m * p_j * cost_from[j]
+    return shards * total
+
+
+# --------------------------------------------------------------------------------------
+# Shard training: one job per shard, run by an executor
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run with ``threads`` intra-op torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _checkpoint_tensors(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+    # No clone: serialisation copies the bytes before training touches them again.
+    tensors = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        for index, entries in optimizer.state_dict()["state"].items():
+            for key, value in entries.items():
+                if not isinstance(value, torch.Tensor):
+                    raise StoreError(
+                        f"optimizer state {key!r} is not a tensor and cannot be checkpointed"
+                    )
+                tensors[f"optimizer.{index}.{key}"] = value.detach()
+    return tensors
+
+
+def _restore(model: nn.Module, config: TrainConfig, tensors: dict) -> torch.optim.Optimizer | None:
+    """Load model weights and, when the checkpoint has it, the optimizer state."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    if not state:
+        return None  # no step with data has run yet: the next one starts a fresh optimizer
+    optimizer = make_optimizer(model.parameters(), config)
+    optimizer.load_state_dict(
+        {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
+    )
+    return optimizer
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything a worker needs to (re)train steps ``first_step..R`` of one shard."""
+
+    store: str
+    shard: int
+    tag: int  # the request writing the new files (0 = the fit)
+    first_step: int  # 1-based
+    resume_from: dict | None  # {"file", "sha256"} of step first_step - 1; None = seeded init
+    # Per slice, new state: {"file", "sha256", "size"}, or None for the job to write it
+    # from ``data`` (the fit does so, so that this I/O runs in parallel, not in the driver).
+    slices: tuple[dict | None, ...]
+    epochs: tuple[int, ...]
+    seed: int
+    spec: dict
+    training: dict
+    threads: int
+    carry_optimizer: bool
+    # Per slice, its tensors ({"ids", "X", "y"}) when the caller has them in memory
+    # (the fit; slices a forget has just rewritten), else None: read from the file.
+    data: tuple[dict | None, ...] | None = None
+
+
+def train_shard(job: ShardJob) -> dict:
+    """Train steps ``job.first_step..R`` of one shard, writing a checkpoint after each.
+
+    Checkpoints this request already wrote (a run killed mid-way) are verified
+    and reused, so a resumed request continues from its last finished step.
+    """
+    started = time.perf_counter()
+    store = SISAStore(job.store)
+    config = TrainConfig(**job.training)
+    slices = list(job.slices)
+    tensors = list(job.data or [None] * len(slices))
+    for r, entry in enumerate(slices):
+        if entry is None:
+            name = store.slice_name(job.shard, r + 1, job.tag)
+            sha = store.write_tensors(name, tensors[r], {"shard": job.shard, "slice": r + 1})
+            slices[r] = {"file": name, "sha256": sha, "size": len(tensors[r]["ids"])}
+        elif tensors[r] is None:
+            tensors[r], _ = store.read_tensors(entry["file"], sha256=entry["sha256"])
+    R = len(slices)
+    # Slices are stored in order, so step i's data (slices 1..i) is a prefix of their
+    # concatenation: one copy here instead of one per step.
+    whole = Split(**{k: torch.cat([t[k] for t in tensors]) for k in ("ids", "X", "y")})
+    ends = [0, *np.cumsum([len(t["ids"]) for t in tensors]).tolist()]
+    prefix = lambda step: whole.take(slice(0, ends[step]))
+    cumulative = [0, *np.cumsum(job.epochs).tolist()]
+    wanted = {step: prefix(step).ids_sha256() for step in range(job.first_step, R + 1)}
+
+    steps: list[dict] = []
+    start = job.first_step
+    for step in range(R, job.first_step - 1, -1):  # latest valid checkpoint of this request
+        name = store.step_name(job.shard, step, job.tag)
+        if (store.root / name).is_file():
+            _, meta = store.read_tensors(name)
+            if meta.get("ids_sha256") == wanted[step]:
+                start = step + 1
+                break
+    record = lambda step, name, sha, trained: {
+        "step": step,
+        "file": name,
+        "sha256": sha,
+        "samples": ends[step],
+        "epochs": job.epochs[step - 1],
+        "trained": trained,
+    }
+    for step in range(job.first_step, start):
+        name = store.step_name(job.shard, step, job.tag)
+        steps.append(record(step, name, store.sha256_of(name), trained=False))
+
+    with torch_threads(job.threads):
+        model = from_spec(job.spec)
+        if start > job.first_step:
+            source = {"file": store.step_name(job.shard, start - 1, job.tag), "sha256": None}
+        else:
+            source = job.resume_from
+        if source is None:
+            reset_parameters(model, seed=job.seed)
+            optimizer = None
+        else:
+            tensors, _ = store.read_tensors(source["file"], sha256=source["sha256"])
+            optimizer = _restore(model, config, tensors)
+        for step in range(start, R + 1):
+            if not job.carry_optimizer:
+                optimizer = None  # run_epochs starts a fresh one for this step
+            if ends[step]:
+                # Dropout draws from torch's global generator: seed it per step so a
+                # resumed step draws what an uninterrupted run would. The CPU generator
+                # is enough (torch.manual_seed would also queue seeding of GPUs).
+                with torch.random.fork_rng(devices=[]):
+                    torch.default_generator.manual_seed(job.seed * 10_007 + step)
+                    optimizer = run_epochs(
+                        model,
+                        prefix(step),
+                        config=config,
+                        seed=job.seed,
+                        epochs=range(cumulative[step - 1], cumulative[step]),
+                        optimizer=optimizer,
+                        progress=False,
+                    )
+            name = store.step_name(job.shard, step, job.tag)
+            sha = store.write_tensors(
+                name,
+                _checkpoint_tensors(model, optimizer if job.carry_optimizer else None),
+                {"shard": job.shard, "step": step, "request": job.tag, "ids_sha256": wanted[step]},
+            )
+            steps.append(record(step, name, sha, trained=True))
+    return {
+        "shard": job.shard,
+        "slices": slices,
+        "steps": steps,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _concat(parts: list[Split]) -> Split:
+    return Split(
+        ids=torch.cat([p.ids for p in parts]),
+        X=torch.cat([p.X for p in parts]),
+        y=torch.cat([p.y for p in parts]),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The aggregate model
+# --------------------------------------------------------------------------------------
+
+
+def aggregate(probabilities: torch.Tensor, *, aggregation: str, num_classes: int) -> torch.Tensor:
+    """Combine constituent outputs ``(models, n, classes)`` into ``(n, classes)``.
+
+    ``vote``: the fraction of constituents voting for each class (argmax picks the
+    lowest class on ties); ``softmax``: the mean of their softmax outputs.
+
+    >>> p = torch.tensor([[[0.6, 0.4]], [[0.1, 0.9]], [[0.7, 0.3]]])
+    >>> aggregate(p, aggregation="vote", num_classes=2), aggregate(p, aggregation="softmax", num_classes=2)
+    (tensor([[0.6667, 0.3333]]), tensor([[0.4667, 0.5333]]))
+    """
+    if aggregation == "softmax":
+        return probabilities.mean(0)
+    votes = F.one_hot(probabilities.argmax(2), num_classes).to(probabilities.dtype)
+    return votes.mean(0)
+
+
+class SISAEnsemble(nn.Module):
+    """The aggregate as an ``nn.Module``: ``forward`` returns log-probabilities.
+
+    ``softmax(forward(x))`` equals the aggregate probabilities (vote fractions or
+    mean softmax), so code written for single classifiers (accuracy, MIA
+    features, KL divergence) evaluates the ensemble unchanged. Zero
+    probabilities are clamped to 1e-12 to keep logarithms finite.
+    """
+
+    def __init__(self, constituents: Sequence[nn.Module], *, aggregation: str, num_classes: int):
+        super().__init__()
+        if not constituents:
+            raise StoreError(
+                "the SISA ensemble has no constituent left (every sample was forgotten)"
+            )
+        self.constituents = nn.ModuleList(constituents)
+        self.aggregation = aggregation
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.stack([F.softmax(m(x), dim=1) for m in self.constituents])
+        combined = aggregate(
+            probabilities, aggregation=self.aggregation, num_classes=self.num_classes
+        )
+        return combined.clamp_min(1e-12).log()
+
+
+# --------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What one ``forget`` did.
+
+    ``shards`` maps each retrained shard to the first step it redid (1-based);
+    ``sample_passes`` is the cost-model quantity (epochs × samples summed over
+    the redone steps); ``samples_retrained`` counts the remaining samples of the
+    retrained shards; ``resumed`` says the request had been interrupted before.
+    """
+
+    request: int
+    forgotten: int
+    shards: dict[int, int]
+    steps_retrained: int
+    sample_passes: int
+    samples_retrained: int
+    seconds: float
+    resumed: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_id_array(ids) -> np.ndarray:
+    if isinstance(ids, int | np.integer):
+        ids = [ids]
+    if isinstance(ids, torch.Tensor):
+        ids = ids.detach().cpu().numpy()
+    arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+    if arr.size == 0:
+        raise ForgetSelectionError("the id list is empty; pass at least one sample id to forget")
+    if arr.dtype.kind not in "iu":
+        raise UnknownIdsError(f"sample ids must be integers; got values of type {arr.dtype}")
+    return np.unique(arr.astype(np.int64).ravel())
+
+
+def _normalised(value):
+    return json.loads(json.dumps(value))
+
+
+class SISA:
+    """Exact unlearning by sharded, sliced training (spec/sisa.md).
+
+    Parameters (keyword-only):
+
+    - ``model``: a model name of :mod:`unlearnkit.models` or a model built by
+      ``make`` (its architecture is used); ``model_options`` are passed to ``make``.
+    - ``shards`` (S), ``slices`` (R), ``epochs`` (``e0``, the epochs an unsliced
+      model would use; each step gets :func:`step_epochs`), ``training`` (batch
+      size, optimiser, learning rate; its ``epochs`` is replaced by the schedule).
+    - ``aggregation``: ``"vote"`` (ties go to the lowest class) or ``"softmax"``.
+    - ``sharding``: ``"uniform"``, or ``"distribution-aware"`` with
+      ``deletion_probabilities`` (a sequence aligned with ``train`` or a mapping
+      id → probability) and ``capacity`` (expected requests per shard, ≤ 1).
+    - ``seed``: drives the shuffle, every shard's initialisation and data order.
+    - ``threads``: torch threads per constituent while training (part of what
+      makes results bit-identical, so it is stored with the config).
+    - ``carry_optimizer``: keep the optimizer state (momentum, Adam moments)
+      across steps and save it in every checkpoint; by default each step starts a
+      fresh optimizer and checkpoints hold the model only (half the disk and I/O).
+    - ``store``: the store directory (a temporary one if ``None``).
+    - ``executor``: ``"serial"``, ``"process"`` (all cores), ``"ray"`` or an
+      :class:`~unlearnkit.runtime.Executor`.
+    - ``num_classes``: defaults to ``max(label) + 1`` of the training data.
+    - ``metadata``: free-form JSON saved with the config (e.g. where the data came from).
+
+    Learned state after ``fit`` or ``load``: ``store_``, ``spec_``,
+    ``num_classes_``, ``step_epochs_``, ``shard_seeds_``, ``shard_sizes_``, ``slice_sizes_``,
+    ``deleted_ids_``, ``requests_served_``, ``fit_seconds_`` (wall time of the fit).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | nn.Module = "mlp",
+        model_options: dict | None = None,
+        shards: int = 5,
+        slices: int = 1,
+        epochs: int = 20,
+        training: TrainConfig | None = None,
+        aggregation: str = "vote",
+        sharding: str = "uniform",
+        deletion_probabilities: Sequence[float] | Mapping[int, float] | None = None,
+        capacity: float = 1.0,
+        seed: int = 0,
+        threads: int = 1,
+        carry_optimizer: bool = False,
+        store: str | os.PathLike | None = None,
+        executor: str | Executor | None = "process",
+        num_classes: int | None = None,
+        metadata: dict | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.model_options = model_options
+        self.shards = shards
+        self.slices = slices
+        self.epochs = epochs
+        self.training = training
+        self.aggregation = aggregation
+        self.sharding = sharding
+        self.deletion_probabilities = deletion_probabilities
+        self.capacity = capacity
+        self.seed = seed
+        self.threads = threads
+        self.carry_optimizer = carry_optimizer
+        self.store = store
+        self.executor = executor
+        self.num_classes = num_classes
+        self.metadata = metadata
+        self.progress = progress
+        self._executor: Executor | None = None
+        self._models: dict[int, nn.Module] = {}
+
+    # -- configuration ------------------------------------------------------------------
+    def _check_options(self) -> None:
+        for name in ("shards", "slices", "epochs", "threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(
+                f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}"
+            )
+        if self.sharding not in SHARDINGS:
+            raise ConfigError(f"sharding must be one of {SHARDINGS}; got {self.sharding!r}")
+        if self.sharding == "distribution-aware":
+            if self.deletion_probabilities is None:
+                raise ConfigError(
+                    "distribution-aware sharding needs deletion_probabilities (one per sample)"
+                )
+            if not 0 < self.capacity <= 1:
+                raise ConfigError(f"capacity must be in (0, 1]; got {self.capacity}")
+
+    def _training_config(self) -> TrainConfig:
+        return (self.training or TrainConfig()).replace(epochs=self.epochs)
+
+    def _model_choice(self) -> dict:
+        if isinstance(self.model, nn.Module):
+            spec = getattr(self.model, "spec", None)
+            if spec is None:
+                raise ConfigError("model must be a name or a model built by unlearnkit.models.make")
+            return {"name": spec["name"], "kwargs": spec.get("kwargs", {})}
+        return {"name": self.model, "kwargs": dict(self.model_options or {})}
+
+    def _probabilities_sha(self) -> str | None:
+        p = self.deletion_probabilities
+        if p is None or self.sharding != "distribution-aware":
+            return None
+        items = sorted(p.items()) if isinstance(p, Mapping) else list(p)
+        return hashlib.sha256(json.dumps(_normalised(items)).encode()).hexdigest()
+
+    def _engine_config(self) -> dict:
+        """The options that determine what is stored; a store must match them to be reused."""
+        return _normalised(
+            {
+                "model": self._model_choice(),
+                "shards": self.shards,
+                "slices": self.slices,
+                "epochs": self.epochs,
+                "training": self._training_config().to_dict(),
+                "sharding": self.sharding,
+                "capacity": self.capacity if self.sharding == "distribution-aware" else None,
+                "deletion_probabilities_sha256": self._probabilities_sha(),
+                "seed": self.seed,
+                "threads": self.threads,
+                "carry_optimizer": bool(self.carry_optimizer),
+            }
+        )
+
+    def _store_path(self) -> Path:
+        if self.store is None:
+            self.store = tempfile.mkdtemp(prefix="unlearnkit-sisa-")
+            weakref.finalize(self, shutil.rmtree, self.store, ignore_errors=True)
+        return Path(self.store)
+
+    def _get_executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = get_executor(self.executor)
+        return self._executor
+
+    def close(self) -> None:
+        """Stop worker processes (or a local Ray cluster) started for this engine."""
+        if self._executor is not None and not isinstance(self.executor, Executor):
+            self._executor.close()
+        self._executor = None
+
+    def __enter__(self) -> SISA:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, train: Split, *, exclude_ids=None) -> SISA:
+        """Shard, slice and train every constituent on ``train``; returns ``self``.
+
+        ``exclude_ids`` trains as if those ids had been forgotten right after the
+        fit: same shards and slices, the ids never seen. This *is* the reference
+        that ``forget(exclude_ids)`` must equal bit-for-bit (SISA's own golden).
+        Re-running ``fit`` with the same configuration and data finishes a fit
+        that was interrupted, reusing the steps already saved.
+        """
+        started = time.perf_counter()
+        self._check_options()
+        if len(train) == 0:
+            raise ConfigError("cannot fit SISA on an empty training split")
+        if train.y.dtype != torch.int64:
+            raise ConfigError(
+                "SISA needs class labels (int64 targets); regression is not supported"
+            )
+        n = len(train)
+        if n // self.shards < self.slices:
+            raise ConfigError(
+                f"{n} samples in {self.shards} shards leave fewer than {self.slices} samples "
+                "(one per slice) in some shard; use fewer shards or slices"
+            )
+        num_classes = self.num_classes or int(train.y.max()) + 1
+        choice = self._model_choice()
+        spec = make(
+            choice["name"],
+            input_shape=tuple(train.X.shape[1:]),
+            num_outputs=num_classes,
+            **choice["kwargs"],
+        ).spec
+        positions, shard_of, slice_of = self._assign(train)
+        exclude = np.zeros(0, dtype=np.int64)
+        if exclude_ids is not None:
+            exclude = np.unique(np.asarray(exclude_ids, dtype=np.int64))
+            train.positions(exclude)  # unknown ids raise UnknownIdsError
+            if len(exclude) == n:
+                raise ForgetSelectionError(
+                    "exclude_ids covers every training sample; nothing to train"
+                )
+        schedule = step_epochs(self.epochs, self.slices)
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "engine": self._engine_config(),
+            "aggregation": self.aggregation,
+            "spec": _normalised(spec),
+            "schedule": {
+                "step_epochs": schedule,
+                "shard_seeds": [shard_seed(self.seed, s) for s in range(self.shards)],
+            },
+            "data": {
+                "n": n,
+                "ids_sha256": train.ids_sha256(),
+                "content_sha256": _content_sha(train),
+                "num_classes": num_classes,
+                "input_shape": list(train.X.shape[1:]),
+            },
+            "metadata": _normalised(self.metadata or {}),
+            "created": now(),
+            "versions": versions(),
+        }
+        store = SISAStore(self._store_path())
+        pending = {"kind": "fit", "exclude_sha256": sha256_of_ids(exclude), "started": now()}
+        self._check_fit_target(store, config, pending)
+        with store.lock():
+            if not store.exists():
+                # first: marks the directory as a store
+                store.write_json(store.config_path, config, indent=1)
+            if store.read_pending() is None:
+                store.write_json(store.pending_path, pending)
+            # Rewritten on every attempt (same bytes) so a fit killed at any point resumes.
+            store.write_split(
+                train.ids[positions], torch.as_tensor(shard_of), torch.as_tensor(slice_of)
+            )
+            store.remove_temporaries()
+            keep = ~np.isin(train.ids.numpy()[positions], exclude)
+            jobs = []
+            for s in range(self.shards):
+                data = []
+                for r in range(self.slices):
+                    part = train.take(
+                        torch.as_tensor(positions[(shard_of == s) & (slice_of == r) & keep])
+                    )
+                    data.append({"ids": part.ids, "X": part.X, "y": part.y})
+                job = self._job(
+                    config,
+                    store,
+                    s,
+                    tag=0,
+                    first_step=1,
+                    resume_from=None,
+                    slices=[None] * self.slices,
+                )
+                jobs.append(dataclasses.replace(job, data=tuple(data)))
+            results = self._get_executor().map(
+                train_shard,
+                jobs,
+                labels=[f"shard {s}" for s in range(self.shards)],
+                description="SISA fit",
+                progress=self.progress,
+            )
+            shards = [
+                {"slices": r["slices"], "steps": [_step_entry(x) for x in r["steps"]]}
+                for r in sorted(results, key=lambda r: r["shard"])
+            ]
+            state = {
+                "requests_served": 0,
+                "deleted_ids": exclude.tolist(),
+                "shards": shards,
+                "fit_seconds": time.perf_counter() - started,
+                "last_request": None,
+            }
+            store.write_json(store.state_path, state)  # the commit
+            store.clear_pending()
+            store.remove_unreferenced(_referenced(state))
+        self._set_learned(config, state)
+        return self
+
+    def _assign(self, train: Split) -> tuple[np.ndarray, ...]:
+        if self.sharding == "uniform":
+            return assign_uniform(
+                len(train), shards=self.shards, slices=self.slices, seed=self.seed
+            )
+        p = self.deletion_probabilities
+        if isinstance(p, Mapping):
+            unknown = set(p) - set(train.ids.tolist())
+            if unknown:
+                raise UnknownIdsError(
+                    f"deletion_probabilities names {len(unknown)} id(s) not in the training data "
+                    f"(first: {sorted(unknown)[:5]})"
+                )
+            p = [float(p.get(i, 0.0)) for i in train.ids.tolist()]
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != (len(train),) or not np.all((p >= 0) & (p <= 1)):
+            raise ConfigError(
+                f"deletion_probabilities must hold one value in [0, 1] per training sample "
+                f"({len(train)}); got shape {p.shape}"
+            )
+        return assign_distribution_aware(
+            p, shards=self.shards, slices=self.slices, seed=self.seed, capacity=self.capacity
+        )
+
+    def _check_fit_target(self, store: SISAStore, config: dict, pending: dict) -> None:
+        """Refuse to overwrite anything: only an empty directory or an unfinished identical fit."""
+        if not store.exists():
+            if store.root.exists() and (
+                not store.root.is_dir() or any(p.name != ".lock" for p in store.root.iterdir())
+            ):
+                raise StoreError(
+                    f"{store.root} exists and is not an empty directory or a SISA store; "
+                    "choose a new directory for the store"
+                )
+            return
+        existing = store.read_config()
+        _compare(store, existing, config)
+        if store.read_state() is not None:
+            raise StoreError(
+                f"{store.root} already holds a fitted SISA; load it with SISA.load(path) "
+                "(or 'unlearnkit sisa status'), or fit into a new directory"
+            )
+        previous = store.read_pending() or {}
+        if (
+            previous.get("kind") == "fit"
+            and previous.get("exclude_sha256") != pending["exclude_sha256"]
+        ):
+            raise StoreMismatchError(
+                f"{store.root} holds an unfinished fit with other excluded ids; delete the "
+                "directory or fit into a new one"
+            )
+
+    def _job(self, config, store, shard, *, tag, first_step, resume_from, slices) -> ShardJob:
+        return ShardJob(
+            store=str(store.root.resolve()),
+            shard=shard,
+            tag=tag,
+            first_step=first_step,
+            resume_from=resume_from,
+            slices=tuple(slices),
+            epochs=tuple(config["schedule"]["step_epochs"]),
+            seed=config["schedule"]["shard_seeds"][shard],
+            spec=config["spec"],
+            training=config["engine"]["training"],
+            threads=config["engine"]["threads"],
+            carry_optimizer=config["engine"]["carry_optimizer"],
+        )
+
+    # -- loading ----------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        store: str | os.PathLike,
+        *,
+        executor: str | Executor | None = "process",
+        progress: bool | None = None,
+    ) -> SISA:
+        """Open a store written by :meth:`fit`; the configuration comes from the store."""
+        disk = SISAStore(store)
+        config = disk.read_config()
+        engine = config["engine"]
+        obj = cls(
+            model=engine["model"]["name"],
+            model_options=engine["model"]["kwargs"],
+            shards=engine["shards"],
+            slices=engine["slices"],
+            epochs=engine["epochs"],
+            training=TrainConfig(**engine["training"]),
+            aggregation=config.get("aggregation", "vote"),
+            sharding=engine["sharding"],
+            capacity=engine["capacity"] if engine["capacity"] is not None else 1.0,
+            seed=engine["seed"],
+            threads=engine["threads"],
+            carry_optimizer=engine["carry_optimizer"],
+            store=store,
+            executor=executor,
+            num_classes=config["data"]["num_classes"],
+            metadata=config.get("metadata"),
+            progress=progress,
+        )
+        obj._load_from(disk, config)
+        return obj
+
+    def _load_from(self, disk: SISAStore, config: dict) -> None:
+        state = disk.read_state()
+        if state is None:
+            raise StoreError(
+                f"SISA store {disk.root} holds an unfinished fit; run fit(train) again with the "
+                "same configuration and data to finish it"
+            )
+        self._set_learned(config, state)
+
+    def _ensure_loaded(self) -> None:
+        """An engine that has not fitted opens its ``store``, which must match its configuration."""
+        if hasattr(self, "store_"):
+            return
+        if self.store is None:
+            raise StoreError("this SISA is not fitted; call fit(train) or SISA.load(store) first")
+        disk = SISAStore(self.store)
+        config = disk.read_config()
+        self._check_options()
+        _compare(disk, config, {"engine": self._engine_config()}, keys=("engine",))
+        self._load_from(disk, config)
+
+    def _set_learned(self, config: dict, state: dict) -> None:
+        self.config_ = config
+        self._state = state
+        self.store_ = Path(self.store)
+        self.spec_ = config["spec"]
+        self.num_classes_ = config["data"]["num_classes"]
+        self.step_epochs_ = list(config["schedule"]["step_epochs"])
+        self.shard_seeds_ = list(config["schedule"]["shard_seeds"])
+        self.slice_sizes_ = [[e["size"] for e in sh["slices"]] for sh in state["shards"]]
+        self.shard_sizes_ = [sum(sizes) for sizes in self.slice_sizes_]
+        self.deleted_ids_ = np.asarray(state["deleted_ids"], dtype=np.int64)
+        self.requests_served_ = int(state["requests_served"])
+        self.fit_seconds_ = state.get("fit_seconds")
+        self._models = {}
+        if getattr(self, "_split_store", None) != self.store_:  # the split never changes
+            split = SISAStore(self.store_).read_split()
+            order = torch.argsort(split["ids"])
+            self._split_sorted_ids = split["ids"][order].numpy()
+            self._split_shard = split["shard"][order].numpy()
+            self._split_slice = split["slice"][order].numpy()
+            self._split_store = self.store_
+
+    def _refresh(self, disk: SISAStore) -> None:
+        """Re-read the state: another process may have served requests since we loaded."""
+        state = disk.read_state()
+        if state is not None and state != self._state:
+            self._set_learned(self.config_, state)
+
+    # -- forgetting ---------------------------------------------------------------------------
+    def locate(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """0-based ``(shard, slice)`` of each id, as assigned at fit time."""
+        self._ensure_loaded()
+        ids = _as_id_array(ids)
+        where = np.searchsorted(self._split_sorted_ids, ids).clip(
+            max=len(self._split_sorted_ids) - 1
+        )
+        unknown = self._split_sorted_ids[where] != ids
+        if unknown.any():
+            raise UnknownIdsError(
+                f"{int(unknown.sum())} id(s) were never part of this SISA's training data "
+                f"(first: {ids[unknown][:5].tolist()}); use ids of the data given to fit"
+            )
+        return self._split_shard[where], self._split_slice[where]
+
+    def forget(self, ids) -> ForgetReport:
+        """Forget ``ids``: retrain each affected shard once, from its earliest affected slice.
+
+        Affected shards retrain in parallel through the executor. If the store
+        holds a request that was interrupted (process killed), calling ``forget``
+        with the same ids finishes it; other ids are refused until then.
+        """
+        self._ensure_loaded()
+        started = time.perf_counter()
+        ids = _as_id_array(ids)
+        disk = SISAStore(self.store_)
+        with disk.lock():
+            self._refresh(disk)
+            pending = disk.read_pending()
+            if pending is not None and pending.get("kind") == "fit":
+                disk.clear_pending()  # the fit committed just before a crash: nothing to redo
+                pending = None
+            if pending is not None:
+                same = np.array_equal(np.asarray(pending["ids"], dtype=np.int64), ids)
+                if self.requests_served_ >= pending["request"]:
+                    self._finish(disk)
+                    if same:
+                        return _report_from_log(self._state["last_request"])
+                elif not same:
+                    raise PendingRequestError(
+                        f"SISA store {self.store_} has an interrupted request #{pending['request']} "
+                        f"for {len(pending['ids'])} id(s); finish it first by forgetting those ids "
+                        "again ('unlearnkit sisa forget STORE --resume'), then send new ones"
+                    )
+                else:
+                    plan = {int(s): int(k) for s, k in pending["plan"].items()}
+                    return self._serve(disk, pending["request"], ids, plan, started, resumed=True)
+            plan = self._plan(ids)
+            request = self.requests_served_ + 1
+            disk.write_json(
+                disk.pending_path,
+                {
+                    "kind": "forget",
+                    "request": request,
+                    "ids": ids.tolist(),
+                    "plan": plan,
+                    "started": now(),
+                },
+            )
+            return self._serve(disk, request, ids, plan, started, resumed=False)
+
+    def resume(self) -> ForgetReport | None:
+        """Finish an interrupted forget request, if there is one."""
+        self._ensure_loaded()
+        pending = SISAStore(self.store_).read_pending()
+        if pending is None or pending.get("kind") != "forget":
+            return None
+        return self.forget(pending["ids"])
+
+    @property
+    def pending_request_(self) -> dict | None:
+        """The interrupted request (``request``, ``ids``, ``plan``), or ``None``."""
+        self._ensure_loaded()
+        pending = SISAStore(self.store_).read_pending()
+        return pending if pending is not None and pending.get("kind") == "forget" else None
+
+    def _plan(self, ids: np.ndarray) -> dict[int, int]:
+        deleted = np.isin(ids, self.deleted_ids_)
+        if deleted.any():
+            raise AlreadyDeletedError(
+                f"{int(deleted.sum())} id(s) were already forgotten (first: "
+                f"{ids[deleted][:5].tolist()}; see requests.jsonl); leave them out of the request"
+            )
+        shard, slice_ = self.locate(ids)
+        if len(ids) + len(self.deleted_ids_) >= len(self._split_sorted_ids):
+            raise ForgetSelectionError(
+                "forgetting these ids would leave no training data; fit a new SISA instead"
+            )
+        plan: dict[int, int] = {}
+        for s, r in zip(shard.tolist(), slice_.tolist(), strict=True):
+            plan[s] = min(plan.get(s, r + 1), r + 1)
+        return dict(sorted(plan.items()))
+
+    def _serve(self, disk, request, ids, plan, started, *, resumed) -> ForgetReport:
+        config = self.config_
+        # Entries are replaced, never mutated: copying the lists is enough.
+        state = {
+            **self._state,
+            "shards": [
+                {**sh, "slices": list(sh["slices"]), "steps": list(sh["steps"])}
+                for sh in self._state["shards"]
+            ],
+        }
+        disk.remove_temporaries(shards=list(plan))
+        shard_of, slice_of = self.locate(ids)
+        jobs = []
+        for s, first_step in plan.items():
+            entries = state["shards"][s]["slices"]
+            rewritten: list[dict | None] = [None] * len(entries)
+            for r in sorted({int(r) for r in slice_of[shard_of == s]}):
+                old = entries[r]
+                tensors, _ = disk.read_tensors(old["file"], sha256=old["sha256"])
+                keep = ~torch.isin(tensors["ids"], torch.as_tensor(ids))
+                rewritten[r] = {k: v[keep] for k, v in tensors.items()}
+                name = disk.slice_name(s, r + 1, request)
+                sha = disk.write_tensors(
+                    name, rewritten[r], {"shard": s, "slice": r + 1, "request": request}
+                )
+                entries[r] = {"file": name, "sha256": sha, "size": int(keep.sum())}
+            steps = state["shards"][s]["steps"]
+            resume_from = steps[first_step - 2] if first_step > 1 else None
+            jobs.append(
+                self._job(
+                    config,
+                    disk,
+                    s,
+                    tag=request,
+                    first_step=first_step,
+                    resume_from=resume_from,
+                    slices=entries,
+                )
+            )
+            jobs[-1] = dataclasses.replace(jobs[-1], data=tuple(rewritten))  # no re-read
+        results = self._get_executor().map(
+            train_shard,
+            jobs,
+            labels=[f"shard {s}" for s in plan],
+            description=f"SISA forget #{request}",
+            progress=self.progress,
+        )
+        sample_passes = steps_retrained = samples = 0
+        for result in results:
+            s = result["shard"]
+            state["shards"][s]["steps"][plan[s] - 1 :] = [_step_entry(x) for x in result["steps"]]
+            sample_passes += sum(x["epochs"] * x["samples"] for x in result["steps"])
+            steps_retrained += len(result["steps"])
+            samples += sum(e["size"] for e in state["shards"][s]["slices"])
+        report = ForgetReport(
+            request=request,
+            forgotten=len(ids),
+            shards=plan,
+            steps_retrained=steps_retrained,
+            sample_passes=sample_passes,
+            samples_retrained=samples,
+            seconds=time.perf_counter() - started,
+            resumed=resumed,
+        )
+        state["deleted_ids"] = np.union1d(self.deleted_ids_, ids).tolist()
+        state["requests_served"] = request
+        # The log line is kept in the committed state so that a crash between the
+        # commit and the log append still logs the request exactly once.
+        state["last_request"] = {"time": now(), "ids": ids.tolist(), **report.to_dict()}
+        disk.write_json(disk.state_path, state)  # the commit: old state before, new state after
+        self._set_learned(config, state)
+        self._finish(disk, shards=list(plan))
+        return report
+
+    def _finish(self, disk: SISAStore, *, shards: list[int] | None = None) -> None:
+        """After a commit: log the request once, delete superseded files, clear the marker.
+
+        Superseded files can only be in the shards the request retrained (``shards``);
+        ``None`` scans them all.
+        """
+        record = self._state["last_request"]
+        logged = disk.read_log()
+        if record is not None and (not logged or logged[-1].get("request") != record["request"]):
+            disk.append_log(record)
+        disk.remove_unreferenced(_referenced(self._state), shards=shards)
+        disk.clear_pending()
+
+    # -- prediction -------------------------------------------------------------------------
+    def constituents(self) -> dict[int, nn.Module]:
+        """The trained constituent of every shard that still holds samples, by shard."""
+        self._ensure_loaded()
+        disk = SISAStore(self.store_)
+        for s, shard in enumerate(self._state["shards"]):
+            if self.shard_sizes_[s] and s not in self._models:
+                last = shard["steps"][-1]
+                tensors, _ = disk.read_tensors(last["file"], sha256=last["sha256"])
+                model = from_spec(self.spec_)
+                model.load_state_dict(
+                    {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+                )
+                self._models[s] = model.eval()
+        return dict(sorted(self._models.items()))
+
+    def as_module(self) -> SISAEnsemble:
+        """The aggregate as an ``nn.Module`` returning log-probabilities."""
+        return SISAEnsemble(
+            list(self.constituents().values()),
+            aggregation=self.aggregation,
+            num_classes=self.num_classes_,
+        )
+
+    @torch.no_grad()
+    def predict_proba(self, X) -> torch.Tensor:
+        """Aggregate class probabilities ``(n, classes)``: vote fractions or mean softmax."""
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(
+                f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}"
+            )
+        X = torch.as_tensor(X, dtype=torch.float32)
+        models = list(self.constituents().values())
+        if not models:
+            raise StoreError("every shard is empty; there is no model to predict with")
+        probabilities = torch.stack([model_proba(m, X) for m in models])
+        return aggregate(probabilities, aggregation=self.aggregation, num_classes=self.num_classes_)
+
+    def predict(self, X) -> torch.Tensor:
+        """Aggregate class labels (ties go to the lowest class)."""
+        return self.predict_proba(X).argmax(1)
+
+    def accuracy(self, split: Split) -> float:
+        """Percentage of ``split`` the aggregate classifies correctly (0-100)."""
+        if len(split) == 0:
+            return float("nan")
+        return 100.0 * (self.predict(split.X) == split.y).double().mean().item()
+
+    # -- inspection ---------------------------------------------------------------------------
+    def requests(self) -> list[dict]:
+        """The request log: one record per served forget request."""
+        self._ensure_loaded()
+        return SISAStore(self.store_).read_log()
+
+    def retained(self, shard: int | None = None) -> Split:
+        """The training samples still in the store (one shard, or all)."""
+        self._ensure_loaded()
+        disk = SISAStore(self.store_)
+        shards = range(len(self._state["shards"])) if shard is None else [shard]
+        parts = []
+        for s in shards:
+            for entry in self._state["shards"][s]["slices"]:
+                tensors, _ = disk.read_tensors(entry["file"], sha256=entry["sha256"])
+                parts.append(Split(ids=tensors["ids"], X=tensors["X"], y=tensors["y"]))
+        return _concat(parts)
+
+    def status(self) -> dict:
+        """A summary: shards, sizes, requests served, pending work, disk use."""
+        self._ensure_loaded()
+        disk = SISAStore(self.store_)
+        pending = disk.read_pending()
+        return {
+            "store": str(self.store_),
+            "model": self.spec_["name"],
+            "shards": len(self.shard_sizes_),
+            "slices": len(self.step_epochs_),
+            "step_epochs": self.step_epochs_,
+            "aggregation": self.aggregation,
+            "shard_sizes": self.shard_sizes_,
+            "samples": sum(self.shard_sizes_),
+            "deleted": len(self.deleted_ids_),
+            "requests_served": self.requests_served_,
+            "pending_request": pending.get("request") if pending else None,
+            "disk_bytes": disk.disk_bytes(),
+            "metadata": self.config_.get("metadata", {}),
+        }
+
+    def verify(self) -> list[str]:
+        """Check every file ``state.json`` names against its SHA-256; return the problems."""
+        self._ensure_loaded()
+        disk = SISAStore(self.store_)
+        problems = []
+        for name, sha in _referenced(self._state, with_hash=True).items():
+            path = disk.root / name
+            if not path.is_file():
+                problems.append(f"{name} is missing")
+            elif disk.sha256_of(name) != sha:
+                problems.append(f"{name} does not match its SHA-256")
+        return problems
+
+
+def _report_from_log(record: dict) -> ForgetReport:
+    names = {f.name for f in fields(ForgetReport)}
+    values = {k: v for k, v in record.items() if k in names}
+    shards = {int(s): k for s, k in values["shards"].items()}
+    return ForgetReport(**{**values, "shards": shards, "resumed": True})
+
+
+def _step_entry(step: dict) -> dict:
+    return {k: step[k] for k in ("file", "sha256", "samples", "epochs")}
+
+
+def _referenced(state: dict, *, with_hash: bool = False):
+    files = {
+        entry["file"]: entry["sha256"]
+        for shard in state["shards"]
+        for entry in (*shard["slices"], *shard["steps"])
+    }
+    return files if with_hash else set(files)
+
+
+def _content_sha(split: Split) -> str:
+    digest = hashlib.sha256()
+    for tensor in (split.ids, split.X.contiguous(), split.y):
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _compare(store: SISAStore, existing: dict, wanted: dict, *, keys=("engine", "data")) -> None:
+    differences = []
+    for key in keys:
+        have, want = existing.get(key, {}), wanted.get(key, {})
+        for name in sorted(set(have) | set(want)):
+            if have.get(name) != want.get(name):
+                differences.append(
+                    f"{key}.{name}: store has {have.get(name)!r}, asked {want.get(name)!r}"
+                )
+    if differences:
+        raise StoreMismatchError(
+            f"SISA store {store.root} was made with another configuration or other data ("
+            + "; ".join(differences[:4])
+            + "); open it with SISA.load(path), or use a new directory"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Hook for the experiment runner (`unlearnkit run`)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SISARun:
+    """One SISA pass over a forget split, as the experiment runner reports it.
+
+    ``unlearned`` is the ensemble after ``forget(split.forget.ids)``; ``golden``
+    is SISA's own golden (the same SISA trained from scratch without the forget
+    ids); ``original`` the ensemble before the forget. ``identical_to_golden``
+    checks exactness (every constituent equal bit for bit).
+    """
+
+    original: SISAEnsemble
+    unlearned: SISAEnsemble
+    golden: SISAEnsemble
+    fit_seconds: float
+    forget_seconds: float
+    golden_seconds: float
+    report: ForgetReport
+    identical_to_golden: bool
+    config: dict = field(default_factory=dict)
+
+
+def run_sisa(
+    split,
+    *,
+    model: str | nn.Module = "mlp",
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    shards: int = 5,
+    slices: int = 5,
+    aggregation: str = "vote",
+    store: str | os.PathLike | None = None,
+    executor: str | Executor | None = "serial",
+    progress: bool | None = None,
+) -> SISARun:
+    """Fit SISA on ``split.train``, forget ``split.forget.ids`` (timed), fit its golden.
+
+    ``config`` is the recipe of the monolithic models (its ``epochs`` is SISA's
+    ``e0``). ``store`` is a directory under which ``original/`` and ``golden/``
+    stores are made (temporary directories if ``None``).
+
+    >>> import unlearnkit as uk
+    >>> data = uk.datasets.load("digits")
+    >>> split = uk.select_forget(data, "random:5", seed=0)
+    >>> run = run_sisa(split, model="logreg", config=uk.TrainConfig(epochs=2), shards=2, slices=2)
+    >>> run.identical_to_golden, run.report.forgotten
+    (True, 5)
+    """
+    config = config or TrainConfig()
+    base = Path(store) if store is not None else None
+    options = dict(
+        model=model,
+        shards=shards,
+        slices=slices,
+        epochs=config.epochs,
+        training=config,
+        aggregation=aggregation,
+        seed=seed,
+        executor=executor,
+        progress=progress,
+    )
+    with contextlib.ExitStack() as stack:
+        sisa = stack.enter_context(SISA(**options, store=base / "original" if base else None))
+        started = time.perf_counter()
+        sisa.fit(split.train)
+        fit_seconds = time.perf_counter() - started
+        original = copy.deepcopy(sisa.as_module())
+        report = sisa.forget(split.forget.ids)
+        golden_engine = stack.enter_context(
+            SISA(**options, store=base / "golden" if base else None)
+        )
+        started = time.perf_counter()
+        golden_engine.fit(split.train, exclude_ids=split.forget.ids)
+        golden_seconds = time.perf_counter() - started
+        unlearned, golden = sisa.as_module(), golden_engine.as_module()
+    identical = len(unlearned.constituents) == len(golden.constituents) and all(
+        torch.equal(a, b)
+        for m, g in zip(unlearned.constituents, golden.constituents, strict=True)
+        for a, b in zip(m.state_dict().values(), g.state_dict().values(), strict=True)
+    )
+    return SISARun(
+        original=original,
+        unlearned=unlearned,
+        golden=golden,
+        fit_seconds=fit_seconds,
+        forget_seconds=report.seconds,
+        golden_seconds=golden_seconds,
+        report=report,
+        identical_to_golden=identical,
+        config=sisa.config_["engine"] | {"aggregation": aggregation},
+    )
+
+
+__all__ = [
+    "AGGREGATIONS",
+    "SHARDINGS",
+    "ForgetReport",
+    "SISA",
+    "SISAEnsemble",
+    "SISARun",
+    "ShardJob",
+    "aggregate",
+    "assign_distribution_aware",
+    "assign_uniform",
+    "expected_sample_passes",
+    "retrain_sample_passes",
+    "run_sisa",
+    "shard_seed",
+    "step_epochs",
+    "train_shard",
+]

@@ -1,0 +1,559 @@
+"""SISA: exactness against from-scratch training, batching, store hygiene, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import unlearnkit as uk
+from unlearnkit.data.dataset import Split
+from unlearnkit.errors import ConfigError, ForgetSelectionError, StoreError, UnknownIdsError
+from unlearnkit.exact import SISA
+from unlearnkit.exact.sisa import (
+    aggregate,
+    assign_distribution_aware,
+    assign_uniform,
+    expected_sample_passes,
+    retrain_sample_passes,
+    step_epochs,
+    torch_threads,
+)
+from unlearnkit.exact.sisa_store import (
+    AlreadyDeletedError,
+    PendingRequestError,
+    StoreFormatError,
+    StoreMismatchError,
+    StoreNotFoundError,
+)
+from unlearnkit.models import reset_parameters
+from unlearnkit.training import TrainConfig, run_epochs
+
+OPTIONS = dict(
+    model="mlp",
+    model_options={"hidden": [16]},
+    shards=3,
+    slices=3,
+    epochs=3,
+    training=TrainConfig(batch_size=32),
+    seed=7,
+    executor="serial",
+)
+
+
+def snapshot(root) -> dict[str, tuple[str, int]]:
+    """Every file under ``root`` with its SHA-256 and modification time."""
+    return {
+        p.relative_to(root).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def reference_constituent(train: Split, shard: int, drop, sisa: SISA, options=OPTIONS):
+    """Train one shard from scratch without ``drop``, with library primitives only.
+
+    The shard's slices come from the documented assignment (seeded shuffle, even
+    cuts), not from the store; seeds and per-step epochs from the engine.
+    """
+    S, R = options["shards"], options["slices"]
+    positions, shard_of, slice_of = assign_uniform(
+        len(train), shards=S, slices=R, seed=options["seed"]
+    )
+    parts = [
+        train.take(torch.as_tensor(positions[(shard_of == shard) & (slice_of == r)])).without(drop)
+        for r in range(R)
+    ]
+    model = uk.models.make(
+        options["model"], input_shape=(64,), num_outputs=10, **options["model_options"]
+    )
+    seed = sisa.shard_seeds_[shard]
+    reset_parameters(model, seed=seed)
+    config = options["training"].replace(epochs=options["epochs"])
+    optimizer, done = None, 0
+    with torch_threads(1):
+        for step in range(1, R + 1):
+            data = Split(
+                ids=torch.cat([p.ids for p in parts[:step]]),
+                X=torch.cat([p.X for p in parts[:step]]),
+                y=torch.cat([p.y for p in parts[:step]]),
+            )
+            epochs = sisa.step_epochs_[step - 1]
+            if not options.get("carry_optimizer", False):
+                optimizer = None  # the default: a fresh optimizer per step
+            optimizer = run_epochs(
+                model,
+                data,
+                config=config,
+                seed=seed,
+                epochs=range(done, done + epochs),
+                optimizer=optimizer,
+            )
+            done += epochs
+    return model
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def ids_in(sisa: SISA, train: Split, *, shard: int, slice_: int, count: int) -> list[int]:
+    shard_of, slice_of = sisa.locate(train.ids)
+    chosen = train.ids.numpy()[(shard_of == shard) & (slice_of == slice_)]
+    return chosen[:count].tolist()
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, digits):
+    store = tmp_path_factory.mktemp("sisa") / "store"
+    sisa = SISA(**OPTIONS, store=store).fit(digits.train)
+    return sisa, store
+
+
+@pytest.fixture
+def fresh(fitted, tmp_path):
+    """A private copy of the fitted store, to change."""
+    _, store = fitted
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    return SISA.load(copy, executor="serial"), copy
+
+
+def test_fit_matches_from_scratch_training(fitted, digits):
+    sisa, _ = fitted
+    constituents = sisa.constituents()
+    assert list(constituents) == [0, 1, 2]
+    for shard, model in constituents.items():
+        assert same_weights(model, reference_constituent(digits.train, shard, [], sisa))
+    assert sisa.accuracy(digits.test) > 70
+
+
+def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fresh, digits):
+    sisa, store = fresh
+    train = digits.train
+    # Shard 0: slices 2 and 3 (restart at step 2); shard 1: slice 1 (restart from init).
+    drop = ids_in(sisa, train, shard=0, slice_=1, count=2) + ids_in(
+        sisa, train, shard=0, slice_=2, count=3
+    )
+    drop += ids_in(sisa, train, shard=1, slice_=0, count=1)
+    before = snapshot(store)
+    state_before = json.loads((store / "state.json").read_text())
+
+    report = sisa.forget(drop)
+
+    assert report.shards == {0: 2, 1: 1}
+    assert report.steps_retrained == 2 + 3  # each shard once, from its earliest affected step
+    assert report.forgotten == len(drop)
+    for shard in (0, 1):
+        assert same_weights(
+            sisa.constituents()[shard], reference_constituent(train, shard, drop, sisa)
+        )
+    # Unaffected: shard 2 entirely, and shard 0's step-1 checkpoint and slice-1 data.
+    after = snapshot(store)
+    untouched = [n for n in before if n.startswith("shard-0002/")]
+    untouched += [
+        "shard-0000/step-001.r00000.safetensors",
+        "shard-0000/slice-001.r00000.safetensors",
+    ]
+    assert all(after[n] == before[n] for n in untouched)
+    # Nothing trained on (or holding) a deleted sample remains on disk.
+    superseded = [
+        e["file"] for s, k in ((0, 2), (1, 1)) for e in state_before["shards"][s]["steps"][k - 1 :]
+    ]
+    assert superseded and not any((store / f).exists() for f in superseded)
+    assert set(after) - {".lock", "requests.jsonl"} <= set(before) | {
+        f for f in after if ".r00001." in f
+    }
+    assert not (store / "pending.json").exists()
+    remaining = sisa.retained()
+    assert not bool(torch.isin(remaining.ids, torch.tensor(drop)).any())
+    assert len(remaining) == len(train) - len(drop)
+    assert sisa.verify() == []
+    # The cost model counts the same sample-passes the engine reports.
+    state = json.loads((store / "state.json").read_text())
+    sizes = {s: [e["size"] for e in state["shards"][s]["slices"]] for s in (0, 1)}
+    expected = sum(
+        retrain_sample_passes(sizes[s], sisa.step_epochs_, k) for s, k in report.shards.items()
+    )
+    assert report.sample_passes == expected
+    log = sisa.requests()
+    assert len(log) == 1 and log[0]["request"] == 1 and sorted(log[0]["ids"]) == sorted(drop)
+
+
+def test_forget_equals_fit_without_the_ids_with_dropout_and_adam(digits, tmp_path):
+    """Exactness also holds when training draws random numbers (dropout) and the
+    optimizer state (Adam moments) is carried across steps, over two requests."""
+    options = dict(
+        OPTIONS,
+        model_options={"hidden": [16], "dropout": 0.2},
+        training=TrainConfig(optimizer="adam", lr=1e-3, batch_size=32),
+        shards=2,
+        carry_optimizer=True,
+    )
+    first, second = digits.train.ids[10:13].tolist(), digits.train.ids[400:402].tolist()
+    sisa = SISA(**options, store=tmp_path / "a").fit(digits.train)
+    sisa.forget(first)
+    sisa.forget(second)
+    golden = SISA(**options, store=tmp_path / "b").fit(digits.train, exclude_ids=first + second)
+    assert sisa.requests_served_ == 2 and len(sisa.requests()) == 2
+    for shard, model in golden.constituents().items():
+        assert same_weights(sisa.constituents()[shard], model)
+    proba = sisa.predict_proba(digits.test.X)
+    assert torch.equal(proba, golden.predict_proba(digits.test.X))
+    assert torch.equal(proba, sisa.predict_proba(digits.test.X))  # dropout is off when predicting
+
+
+def test_process_executor_gives_the_same_bits_as_serial(fitted, digits, tmp_path):
+    serial, _ = fitted
+    drop = digits.train.ids[[3, 500, 900]].tolist()
+    with SISA(**{**OPTIONS, "executor": "process"}, store=tmp_path / "p") as parallel:
+        parallel.fit(digits.train)
+        for shard, model in serial.constituents().items():
+            assert same_weights(parallel.constituents()[shard], model)
+        # Byte-identical files, not only equal weights: stores are reproducible.
+        hashes = lambda store: [
+            e["sha256"] for sh in json.loads((store / "state.json").read_text())["shards"]
+            for e in sh["slices"] + sh["steps"]
+        ]  # fmt: skip
+        assert hashes(serial.store_) == hashes(parallel.store_)
+        report = parallel.forget(drop)
+    assert len(report.shards) >= 2  # the affected shards really went through the pool
+    for shard in report.shards:
+        assert same_weights(
+            parallel.constituents()[shard], reference_constituent(digits.train, shard, drop, serial)
+        )
+
+
+def test_emptied_shard_leaves_the_vote(fresh, digits):
+    sisa, _ = fresh
+    shard_of, _ = sisa.locate(digits.train.ids)
+    report = sisa.forget(digits.train.ids.numpy()[shard_of == 2])
+    assert report.shards == {2: 1}
+    assert sisa.shard_sizes_[2] == 0 and list(sisa.constituents()) == [0, 1]
+    assert sisa.predict(digits.test.X).shape == (len(digits.test),)
+
+
+def test_aggregation_vote_breaks_ties_to_the_lowest_class_and_softmax_averages():
+    # Two constituents: one votes class 2, one votes class 1 -> tie -> class 1.
+    p = torch.tensor([[[0.1, 0.2, 0.7]], [[0.2, 0.7, 0.1]]])
+    vote = aggregate(p, aggregation="vote", num_classes=3)
+    assert vote.tolist() == [[0.0, 0.5, 0.5]] and vote.argmax(1).item() == 1
+    assert torch.allclose(aggregate(p, aggregation="softmax", num_classes=3), p.mean(0))
+
+
+def test_module_matches_predict_proba_and_softmax_aggregation(fitted, digits):
+    sisa, _ = fitted
+    module = sisa.as_module().eval()
+    proba = torch.softmax(module(digits.test.X), dim=1)
+    assert torch.allclose(proba, sisa.predict_proba(digits.test.X), atol=1e-6)
+    soft = SISA.load(sisa.store_, executor="serial")
+    soft.aggregation = "softmax"
+    assert torch.allclose(soft.predict_proba(digits.test.X).sum(1), torch.ones(len(digits.test)))
+
+
+# -- schedule, sharding and cost model ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("e0", "r"), [(1, 1), (3, 10), (11, 10), (20, 5), (7, 50)])
+def test_every_step_gets_at_least_one_epoch(e0, r):
+    epochs = step_epochs(e0, r)
+    assert len(epochs) == r and min(epochs) >= 1
+    passes = sum(e * (i + 1) / r for i, e in enumerate(epochs))  # per sample of the shard
+    if 2 * e0 / (r + 1) >= 0.5:  # rounding to the nearest epoch moves the total by <= (R+1)/4
+        assert abs(passes - e0) <= (r + 1) / 4
+    else:  # too few epochs to spread: one each, never zero (a defect of the reference code)
+        assert epochs == [1] * r
+
+
+def test_uniform_shards_differ_by_at_most_one_and_cover_everything():
+    positions, shard_of, slice_of = assign_uniform(103, shards=7, slices=3, seed=1)
+    assert sorted(positions.tolist()) == list(range(103))
+    sizes = np.bincount(shard_of)
+    assert sizes.max() - sizes.min() <= 1
+    assert positions.tolist() != assign_uniform(103, shards=7, slices=3, seed=2)[0].tolist()
+
+
+def test_distribution_aware_sharding_isolates_likely_deletions():
+    rng = np.random.default_rng(0)
+    p = np.where(rng.random(1000) < 0.02, 0.2, 0.001)  # expected requests: about 5
+    positions, shard_of, _ = assign_distribution_aware(p, shards=10, slices=2, seed=0, capacity=1.0)
+    mass = np.array([p[positions[shard_of == s]].sum() for s in range(10)])
+    sizes = np.bincount(shard_of)
+    assert mass.max() <= 1.0 + 1e-9
+    likely = np.isin(positions, np.flatnonzero(p == 0.2))
+    hot_shards = np.unique(shard_of[likely])
+    assert sizes[hot_shards].mean() < sizes.mean()  # likely-deleted samples sit in smaller shards
+    with pytest.raises(ConfigError, match="raise shards or capacity"):
+        assign_distribution_aware(np.full(100, 0.5), shards=5, slices=1, seed=0, capacity=1.0)
+
+
+def test_distribution_aware_fit_serves_deletions(digits, tmp_path):
+    p = {int(i): (0.05 if i % 50 == 0 else 0.0) for i in digits.train.ids.tolist()}
+    options = {**OPTIONS, "sharding": "distribution-aware", "deletion_probabilities": p}
+    sisa = SISA(**options, store=tmp_path / "d").fit(digits.train)
+    hot = [i for i, v in p.items() if v]  # mass 0.05 each: 20 fill shard 0, the rest go to shard 1
+    shard_of, _ = sisa.locate(hot)
+    assert np.bincount(shard_of).tolist() == [20, len(hot) - 20]
+    assert sisa.shard_sizes_[0] == 20 < min(sisa.shard_sizes_[1:])
+    report = sisa.forget(hot[:5])
+    assert set(report.shards) <= {0, 1}
+
+
+def test_expected_cost_matches_the_spec_formula_and_a_simulation():
+    n, S, R, e0 = 6000, 20, 10, 11
+    epochs = step_epochs(e0, R)
+    one = expected_sample_passes(n=n, shards=S, slices=R, epochs=epochs, requests=1)
+    assert one == pytest.approx(e0 * n / S * (2 / 3 + 1 / (3 * R)))
+    rng = np.random.default_rng(0)
+    positions, shard_of, slice_of = assign_uniform(n, shards=S, slices=R, seed=0)
+    sizes = [n // S // R] * R
+    costs = []
+    for _ in range(400):
+        hit = rng.choice(n, size=8, replace=False)
+        plan = {}
+        for s, r in zip(shard_of[hit], slice_of[hit], strict=True):
+            plan[s] = min(plan.get(s, r + 1), r + 1)
+        costs.append(sum(retrain_sample_passes(sizes, epochs, k) for k in plan.values()))
+    predicted = expected_sample_passes(n=n, shards=S, slices=R, epochs=epochs, requests=8)
+    assert np.mean(costs) == pytest.approx(predicted, rel=0.05)
+
+
+# -- bad input: clear errors, nothing on disk changes ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "error", "hint"),
+    [
+        ([10**9], UnknownIdsError, "never part of"),
+        ([], ForgetSelectionError, "empty"),
+        ([0.5], UnknownIdsError, "integers"),
+    ],
+)
+def test_bad_ids_are_refused_without_changes(fresh, ids, error, hint):
+    sisa, store = fresh
+    before = snapshot(store)
+    with pytest.raises(error, match=hint):
+        sisa.forget(ids)
+    assert snapshot(store) == before
+
+
+def test_already_deleted_ids_are_refused_without_changes(fresh, digits):
+    sisa, store = fresh
+    first = digits.train.ids[:2].tolist()
+    sisa.forget(first)
+    before = snapshot(store)
+    with pytest.raises(AlreadyDeletedError, match="already forgotten"):
+        sisa.forget([first[0], int(digits.train.ids[5])])
+    assert snapshot(store) == before and sisa.requests_served_ == 1
+
+
+def test_store_from_another_config_is_refused(fitted, digits, tmp_path):
+    _, store = fitted
+    before = snapshot(store)
+    other = SISA(**{**OPTIONS, "shards": 4}, store=store)
+    with pytest.raises(StoreMismatchError, match="shards"):
+        other.forget(digits.train.ids[:1].tolist())
+    with pytest.raises(StoreMismatchError, match="another configuration"):
+        other.fit(digits.train)
+    with pytest.raises(StoreError, match="already holds a fitted SISA"):
+        SISA(**OPTIONS, store=store).fit(digits.train)
+    assert snapshot(store) == before
+
+
+def test_store_of_a_newer_format_is_refused(fitted, tmp_path):
+    _, store = fitted
+    copy = tmp_path / "newer"
+    shutil.copytree(store, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    before = snapshot(copy)
+    with pytest.raises(StoreFormatError, match="upgrade unlearnkit"):
+        SISA.load(copy, executor="serial")
+    (copy / "config.json").write_text(json.dumps({**config, "format": "something-else"}))
+    with pytest.raises(StoreFormatError, match="not a SISA store"):
+        SISA.load(copy, executor="serial")
+    assert set(snapshot(copy)) == set(before)
+
+
+def test_missing_store_and_occupied_directory(tmp_path, digits):
+    with pytest.raises(StoreNotFoundError, match="does not exist"):
+        SISA.load(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(StoreNotFoundError, match="config.json is missing"):
+        SISA(**OPTIONS, store=tmp_path).forget([1])
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(StoreError, match="not an empty directory"):
+        SISA(**OPTIONS, store=tmp_path).fit(digits.train)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_bad_configuration_is_refused(digits, tmp_path):
+    with pytest.raises(ConfigError, match="aggregation"):
+        SISA(**{**OPTIONS, "aggregation": "mean"}, store=tmp_path / "a").fit(digits.train)
+    with pytest.raises(ConfigError, match="fewer shards or slices"):
+        SISA(**{**OPTIONS, "shards": 500, "slices": 5}, store=tmp_path / "b").fit(digits.train)
+    with pytest.raises(ConfigError, match="deletion_probabilities"):
+        SISA(**{**OPTIONS, "sharding": "distribution-aware"}, store=tmp_path / "c").fit(
+            digits.train
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_pending_request_blocks_other_ids(fresh, digits):
+    sisa, store = fresh
+    pending = {"kind": "forget", "request": 1, "ids": [int(digits.train.ids[0])], "plan": {"0": 1}}
+    (store / "pending.json").write_text(json.dumps(pending))
+    before = snapshot(store)
+    with pytest.raises(PendingRequestError, match="interrupted request #1"):
+        sisa.forget([int(digits.train.ids[1])])
+    assert snapshot(store) == before
+
+
+# -- crash: kill a forget mid-retraining, load, resume ----------------------------------
+
+CRASH = dict(OPTIONS, shards=2, slices=4, epochs=60)  # 24 epochs per step: slow enough to catch
+
+FORGET_SCRIPT = """
+import sys
+from unlearnkit.exact import SISA
+SISA.load(sys.argv[1], executor="serial").forget([int(i) for i in sys.argv[2].split(",")])
+"""
+
+
+def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store"
+    sisa = SISA(**CRASH, store=store).fit(digits.train)
+    before_proba = sisa.predict_proba(digits.test.X)
+    drop = ids_in(sisa, digits.train, shard=0, slice_=0, count=2)  # shard 0 redoes all 4 steps
+    drop += ids_in(sisa, digits.train, shard=1, slice_=1, count=1)  # shard 1 redoes steps 2-4
+    state_before = (store / "state.json").read_bytes()
+
+    env = {**os.environ, "UNLEARNKIT_PROGRESS": "0"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", FORGET_SCRIPT, str(store), ",".join(map(str, drop))], env=env
+    )
+    first_new = store / "shard-0000" / "step-001.r00001.safetensors"
+    deadline = time.monotonic() + 120
+    while not first_new.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert first_new.exists() and child.returncode == -signal.SIGKILL, (
+        "the child was not killed mid-way"
+    )
+
+    # Old state intact: no commit, nothing logged, predictions unchanged.
+    assert (store / "state.json").read_bytes() == state_before
+    assert (store / "pending.json").exists() and not (store / "requests.jsonl").exists()
+    loaded = SISA.load(store, executor="serial")
+    assert loaded.pending_request_["ids"] == sorted(drop)
+    assert torch.equal(loaded.predict_proba(digits.test.X), before_proba)
+    other = next(i for i in digits.train.ids.tolist() if i not in drop)
+    with pytest.raises(PendingRequestError):
+        loaded.forget([other])
+
+    reused = first_new.stat().st_mtime_ns
+    report = loaded.forget(drop)
+
+    assert report.resumed and report.shards == {0: 1, 1: 2}
+    assert first_new.stat().st_mtime_ns == reused  # finished steps are reused, not redone
+    for shard in (0, 1):
+        assert same_weights(
+            loaded.constituents()[shard],
+            reference_constituent(digits.train, shard, drop, loaded, options=CRASH),
+        )
+    log = loaded.requests()
+    assert [r["request"] for r in log] == [1] and sorted(log[0]["ids"]) == sorted(drop)
+    assert not (store / "pending.json").exists()
+    assert loaded.verify() == []
+    state = json.loads((store / "state.json").read_text())
+    referenced = {e["file"] for sh in state["shards"] for e in sh["steps"] + sh["slices"]}
+    on_disk = {p.relative_to(store).as_posix() for p in store.glob("shard-*/*")}
+    assert on_disk == referenced  # no superseded checkpoint, no partial or temporary file
+    with pytest.raises(AlreadyDeletedError):
+        loaded.forget(drop)
+
+
+def test_carried_optimizer_state_is_resumed_exactly(digits, tmp_path):
+    """With carry_optimizer the momentum continues across steps: a forget that resumes
+    at step 2 must restore it from the step-1 checkpoint to match from-scratch training."""
+    options = dict(OPTIONS, carry_optimizer=True)
+    sisa = SISA(**options, store=tmp_path / "s").fit(digits.train)
+    drop = ids_in(sisa, digits.train, shard=1, slice_=2, count=2)  # restart at step 3
+    report = sisa.forget(drop)
+    assert report.shards == {1: 3}
+    reference = reference_constituent(digits.train, 1, drop, sisa, options=options)
+    assert same_weights(sisa.constituents()[1], reference)
+    fresh = reference_constituent(digits.train, 1, drop, sisa)  # optimizer reset per step
+    assert not same_weights(sisa.constituents()[1], fresh)  # the option really changes training
+
+
+def test_crash_after_the_commit_only_finishes_the_bookkeeping(fresh, digits):
+    """Killed between the state commit and the log/cleanup: the new state is already
+    in force; forgetting the same ids again logs it once and deletes leftovers."""
+    sisa, store = fresh
+    drop = digits.train.ids[:2].tolist()
+    old_files = {p.relative_to(store).as_posix(): p.read_bytes() for p in store.glob("shard-*/*")}
+    report = sisa.forget(drop)
+    # Recreate the crash: marker back, log line missing, superseded files still there.
+    (store / "pending.json").write_text(
+        json.dumps({"kind": "forget", "request": 1, "ids": sorted(drop), "plan": {}})
+    )
+    (store / "requests.jsonl").unlink()
+    for name, blob in old_files.items():
+        (store / name).write_bytes(blob)
+    state = (store / "state.json").read_bytes()
+
+    again = SISA.load(store, executor="serial").forget(drop)
+
+    assert (
+        again.resumed
+        and again.shards == report.shards
+        and again.steps_retrained == report.steps_retrained
+    )
+    assert (store / "state.json").read_bytes() == state  # nothing retrained or recommitted
+    assert [r["request"] for r in sisa.requests()] == [1]
+    assert not (store / "pending.json").exists()
+    referenced = {
+        e["file"] for sh in json.loads(state)["shards"] for e in sh["steps"] + sh["slices"]
+    }
+    assert {p.relative_to(store).as_posix() for p in store.glob("shard-*/*")} == referenced
+
+
+def test_interrupted_fit_is_finished_by_fitting_again(fitted, digits, tmp_path):
+    _, complete = fitted
+    store = tmp_path / "store"
+    shutil.copytree(complete, store)
+    # Recreate a fit killed while shard 1 trained: no commit, steps 2-3 of shard 1 missing.
+    (store / "state.json").unlink()
+    (store / "pending.json").write_text(
+        json.dumps({"kind": "fit", "exclude_sha256": uk.datasets.sha256_of_ids([])})
+    )
+    for step in (2, 3):
+        (store / f"shard-0001/step-00{step}.r00000.safetensors").unlink()
+    kept = (store / "shard-0001/step-001.r00000.safetensors").stat().st_mtime_ns
+    with pytest.raises(StoreError, match="unfinished fit"):
+        SISA.load(store, executor="serial")
+
+    SISA(**OPTIONS, store=store).fit(digits.train)
+
+    assert (store / "shard-0001/step-001.r00000.safetensors").stat().st_mtime_ns == kept
+    files = lambda root: {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in root.glob("shard-*/*")
+    }
+    assert files(store) == files(complete)  # byte-identical to the uninterrupted fit
+    assert not (store / "pending.json").exists()
