@@ -27,6 +27,10 @@ from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
 from unlearnkit.training import TrainConfig, progress_enabled, train
 
+# Exact engines that train their own models, run by name beside the registered methods,
+# with the options each accepts.
+EXACT_ENGINES = {"sisa": ("shards", "slices", "aggregation", "executor")}
+
 
 @dataclass
 class Experiment:
@@ -86,7 +90,7 @@ def prepare(exp: Experiment):
         raise ConfigError("no seeds given")
     if not exp.forget:
         raise ConfigError("no forget spec given")
-    classes = {name: methods.get(name) for name in exp.methods}
+    classes = {name: methods.get(name) for name in exp.methods if name not in EXACT_ENGINES}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
@@ -97,6 +101,12 @@ def prepare(exp: Experiment):
         for spec in exp.forget
         for seed in exp.seeds
     }
+    for name in set(exp.methods) & set(EXACT_ENGINES):
+        bad = set(exp.method_options.get(name, {})) - set(EXACT_ENGINES[name])
+        if bad:
+            raise ConfigError(
+                f"bad options for {name}: {sorted(bad)}; valid: {', '.join(EXACT_ENGINES[name])}"
+            )
     for name, cls in classes.items():  # bad hyper-parameter names fail before any training
         try:
             cls(**exp.method_options.get(name, {}))
@@ -157,18 +167,43 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
         golden_metrics = evaluate(golden, split, **eval_options)
         for name in exp.methods:
             bar.set_description(f"{name} seed {seed}")
-            method = classes[name](**{"seed": seed, **exp.method_options.get(name, {})})
-            if name == "golden":
-                # Golden is the reference itself: its time is the retraining already done.
-                result, seconds = golden, golden_seconds
+            reference, reference_metrics, extra = golden, golden_metrics, {}
+            reference_seconds = golden_seconds
+            if name == "sisa":
+                # SISA trains its own constituents; its golden is SISA retrained from scratch
+                # without the forget set, and its TA is also set beside the monolithic golden's.
+                from unlearnkit.exact.sisa import run_sisa
+
+                options = exp.method_options.get(name, {})
+                run = run_sisa(
+                    split, model=template, config=exp.train, seed=seed, progress=progress, **options
+                )
+                result, seconds, params = run.unlearned, run.forget_seconds, {**options}
+                reference, reference_seconds = run.golden, run.golden_seconds
+                reference_metrics = evaluate(run.golden, split, **eval_options)
+                extra = {
+                    "TA_monolithic_golden": golden_metrics["TA"],
+                    "speedup_vs_monolithic": golden_seconds / seconds,
+                    "identical_to_golden": run.identical_to_golden,
+                }
             else:
-                prepared = method.setup(original, split)
-                started = time.perf_counter()
-                result = method.unlearn(prepared, split)
-                seconds = time.perf_counter() - started
+                method = classes[name](**{"seed": seed, **exp.method_options.get(name, {})})
+                params = method.get_params()
+                if name == "golden":
+                    # Golden is the reference itself: its time is the retraining already done.
+                    result, seconds = golden, golden_seconds
+                else:
+                    prepared = method.setup(original, split)
+                    started = time.perf_counter()
+                    result = method.unlearn(prepared, split)
+                    seconds = time.perf_counter() - started
             try:
                 metrics = evaluate(
-                    result, split, golden=golden, golden_metrics=golden_metrics, **eval_options
+                    result,
+                    split,
+                    golden=reference,
+                    golden_metrics=reference_metrics,
+                    **eval_options,
                 )
                 diverged = False
             except NonFiniteOutputError:
@@ -186,14 +221,15 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                     **metrics,
                     "diverged": diverged,
                     "time_s": seconds,
-                    "speedup": golden_seconds / seconds if seconds > 0 else float("inf"),
-                    "golden_time_s": golden_seconds,
+                    "speedup": reference_seconds / seconds if seconds > 0 else float("inf"),
+                    "golden_time_s": reference_seconds,
                     "forget_sha256": split.forget_sha256,
                     "n_forget": len(split.forget),
                     "n_retain": len(split.retain),
-                    "params": {k: _jsonable(v) for k, v in method.get_params().items()},
+                    "params": {k: _jsonable(v) for k, v in params.items()},
                     "config": exp.describe(),
                     "versions": checkpoint.versions(),
+                    **extra,
                 }
             )
             bar.update()

@@ -34,3 +34,26 @@ def test_options_for_methods_not_run_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="not being run"):
         run_experiment(exp, out=tmp_path)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_sisa_runs_beside_the_approximate_methods(tmp_path):
+    exp = Experiment(
+        dataset="digits",
+        model="mlp",
+        forget=["random:5"],
+        methods=["golden", "sisa"],
+        train=SMALL,
+        model_options={"hidden": [16]},
+        method_options={"sisa": {"shards": 3, "slices": 2}},
+    )
+    records = run_experiment(exp, out=tmp_path, progress=False)
+    sisa = records[-1]
+    assert sisa["method"] == "sisa" and sisa["identical_to_golden"] is True
+    assert sisa["avg_gap"] == 0  # compared with its own golden, SISA is exact
+    assert sisa["TA_monolithic_golden"] == records[0]["TA"]
+    with pytest.raises(ConfigError, match="bad options for sisa"):
+        run_experiment(
+            Experiment(dataset="digits", model="mlp", forget=["random:5"], methods=["sisa"],
+                       method_options={"sisa": {"shard": 3}}),
+            out=tmp_path,
+        )  # fmt: skip

@@ -6,6 +6,7 @@ import typer
 
 from unlearnkit import data, methods
 from unlearnkit.cli import app
+from unlearnkit.experiment import EXACT_ENGINES
 
 
 @app.command("datasets")
@@ -30,3 +31,5 @@ def list_methods() -> None:
             if on
         )
         typer.echo(f"{name:<16} [{flags}] {cls.summary}")
+    for name, options in EXACT_ENGINES.items():
+        typer.echo(f"{name:<16} [exact,own-training] exact engine; options: {', '.join(options)}")
