@@ -87,6 +87,20 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, *, seed: int) -> torc
     return (y + shift) % num_classes
 
 
+def joint_logits(model, retain, forget) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits of a retain batch and a forget batch from one forward pass over both.
+
+    The two batches form one mixed mini-batch (spec/paper.md §4); one pass instead of
+    two roughly halves the per-step overhead on small models, which is what keeps these
+    methods well above 5x faster than golden. (With batch-norm in training mode the two
+    batches share batch statistics, as a mixed batch should.)
+    """
+    if forget is None:
+        return model(retain.X), None
+    logits = model(torch.cat([retain.X, forget.X]))
+    return logits[: len(retain)], logits[len(retain) :]
+
+
 class FineTuneMethod(UnlearningMethod):
     """Shared machinery: a few epochs of SGD from the trained model on a method-specific loss.
 
@@ -146,18 +160,23 @@ class FineTuneMethod(UnlearningMethod):
         mask = self.gradient_mask(model, split)  # from the original weights, before any step
         model, retain, forget = self.prepare(model, split)
         named = dict(model.named_parameters())
-        if mask is not None:
-            for name, m in mask.items():
-                # A frozen weight's gradient is always 0 (weight decay is in the loss, masked
-                # too), so its momentum buffer stays 0 and plain SGD never moves it.
-                named[name].register_hook(lambda g, m=m: g * m)
-        # With a mask, weight decay goes into the (masked) loss so frozen weights feel none of
-        # it; without one, the optimiser's own decay is the same thing, only cheaper.
+        masked = set(mask or ())
+        for name in masked:
+            # A masked parameter's weight decay is added in its gradient hook, before the
+            # mask, so a frozen weight's gradient is exactly 0: its momentum buffer stays 0
+            # and plain SGD never moves it. (Cheaper than a masked decay term in the loss.)
+            named[name].register_hook(
+                lambda g, m=mask[name], p=named[name]: (g + self.weight_decay * p.detach()) * m
+            )
+        groups = [
+            {"params": [p for n, p in named.items() if n not in masked]},
+            {"params": [p for n, p in named.items() if n in masked], "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.SGD(
-            model.parameters(),
+            [g for g in groups if g["params"]],
             lr=self.lr,
             momentum=self.momentum,
-            weight_decay=0.0 if mask is not None else self.weight_decay,
+            weight_decay=self.weight_decay,
         )
         drive, other = (retain, forget) if self.driver == "retain" else (forget, retain)
         n_batches = max(1, math.ceil(len(drive) / self.batch_size))
@@ -190,10 +209,6 @@ class FineTuneMethod(UnlearningMethod):
                 r, f = (batch, other_batch) if self.driver == "retain" else (other_batch, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss = self.loss(model, r, f)
-                if mask is not None and self.weight_decay:
-                    loss = loss + 0.5 * self.weight_decay * sum(
-                        (p * mask[n] if n in mask else p).pow(2).sum() for n, p in named.items()
-                    )
                 loss.backward()
                 optimizer.step()
         model.eval()
