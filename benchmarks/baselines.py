@@ -38,7 +38,9 @@ SPEEDUP_TARGET = 5.0
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="MNIST-5k only, one seed")
-    parser.add_argument("--work", default="runs/benchmarks/baselines", help="cache folder for trained models")
+    parser.add_argument(
+        "--work", default="runs/benchmarks/baselines", help="cache folder for trained models"
+    )
     args = parser.parse_args()
     # One thread: small MLPs gain little from two, and a single thread keeps the
     # golden-vs-method timing ratio stable when anything else shares the machine.
@@ -50,7 +52,12 @@ def main() -> int:
     started = time.perf_counter()
     for dataset in datasets:
         exp = Experiment(
-            dataset=dataset, model="mlp", forget=FORGET, methods=METHODS, seeds=seeds, train=TrainConfig()
+            dataset=dataset,
+            model="mlp",
+            forget=FORGET,
+            methods=METHODS,
+            seeds=seeds,
+            train=TrainConfig(),
         )
         try:
             records = run_experiment(exp, out=Path(args.work) / dataset)
@@ -62,7 +69,9 @@ def main() -> int:
         for rec in records:
             rec["dataset"] = dataset
         all_records += records
-        sections.append(f"## {dataset} (MLP 256-128, 20 epochs SGD lr 0.05 for original and golden)\n")
+        sections.append(
+            f"## {dataset} (MLP 256-128, 20 epochs SGD lr 0.05 for original and golden)\n"
+        )
         for scenario, per_method in summarise(records).items():
             sections += [f"### forget `{scenario}`\n", markdown_table(per_method), ""]
             for method, values in per_method.items():
@@ -122,7 +131,9 @@ def main() -> int:
         "notices": notices,
         "records": all_records,
     }
-    json_path, md_path = write("baselines" if not args.quick else "baselines-quick", payload, markdown)
+    json_path, md_path = write(
+        "baselines" if not args.quick else "baselines-quick", payload, markdown
+    )
     print(f"wrote {json_path} and {md_path}; overall {'PASS' if passed else 'FAIL'}")
     return 0 if passed else 1
 

@@ -547,8 +547,7 @@ def part_markdown(key: str, part: dict, *, quick: bool) -> list[str]:
         "",
         f"![UA vs RA]({figure_name(key, 'ua-ra', quick=quick)})",
         "",
-        f"`{FT_DEFAULT}` is a control: FT with lr 0.01 for 2 epochs instead "
-        "of its tuned values.",
+        f"`{FT_DEFAULT}` is a control: FT with lr 0.01 for 2 epochs instead of its tuned values.",
         "",
     ]
     if part.get("failures"):

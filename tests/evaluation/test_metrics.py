@@ -124,7 +124,16 @@ def test_report_puts_golden_first_and_bolds_best_gap():
 
 
 def test_report_pools_several_class_scenarios():
-    base = {"UA": 1.0, "RA": 2.0, "TA": 3.0, "MIA": 4.0, "tow": 1.0, "kl_forget": 0.0, "time_s": 1.0, "speedup": 1.0}
+    base = {
+        "UA": 1.0,
+        "RA": 2.0,
+        "TA": 3.0,
+        "MIA": 4.0,
+        "tow": 1.0,
+        "kl_forget": 0.0,
+        "time_s": 1.0,
+        "speedup": 1.0,
+    }
     records = [
         {**base, "method": "golden", "seed": 0, "forget": spec, "avg_gap": 0.0, "UA": ua}
         for spec, ua in (("class:3", 90.0), ("class:6", 100.0), ("random:0.1", 5.0))
