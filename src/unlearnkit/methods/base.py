@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -101,6 +102,21 @@ def joint_logits(model, retain, forget) -> tuple[torch.Tensor, torch.Tensor | No
     return logits[: len(retain)], logits[len(retain) :]
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A mini-batch: features and targets only (no id checks on the hot path)."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @staticmethod
+    def of(split: Split, index: torch.Tensor) -> Batch | None:
+        return Batch(split.X[index], split.y[index]) if len(index) else None
+
+
 class FineTuneMethod(UnlearningMethod):
     """Shared machinery: a few epochs of SGD from the trained model on a method-specific loss.
 
@@ -137,7 +153,7 @@ class FineTuneMethod(UnlearningMethod):
         """Return the model to train and the (retain, forget) data the loss sees."""
         return model, split.retain, split.forget
 
-    def loss(self, model: nn.Module, retain: Split | None, forget: Split | None) -> torch.Tensor:
+    def loss(self, model: nn.Module, retain: Batch | None, forget: Batch | None) -> torch.Tensor:
         raise NotImplementedError
 
     def gradient_mask(self, model: nn.Module, split: ForgetSplit) -> dict[str, torch.Tensor] | None:
@@ -198,14 +214,14 @@ class FineTuneMethod(UnlearningMethod):
                 epoch_order(len(other), seed=self.seed + 7919, epoch=epoch) if other_bs else None
             )
             for b in range(n_batches):
-                batch = drive.take(order[b * self.batch_size : (b + 1) * self.batch_size])
-                if len(batch) == 0:
+                batch = Batch.of(drive, order[b * self.batch_size : (b + 1) * self.batch_size])
+                if batch is None:
                     continue
                 other_batch = (
-                    other.take(other_order[b * other_bs : (b + 1) * other_bs]) if other_bs else None
+                    Batch.of(other, other_order[b * other_bs : (b + 1) * other_bs])
+                    if other_bs
+                    else None
                 )
-                if other_batch is not None and len(other_batch) == 0:
-                    other_batch = None
                 r, f = (batch, other_batch) if self.driver == "retain" else (other_batch, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss = self.loss(model, r, f)
