@@ -34,7 +34,7 @@ from torch import nn
 
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import ConfigError
-from unlearnkit.methods.base import joint_logits, register
+from unlearnkit.methods.base import register
 from unlearnkit.methods.baselines import FineTune, RandomLabel
 from unlearnkit.models import reset_parameters
 
@@ -314,14 +314,6 @@ class SalUn(RandomLabel):
     def check(self) -> None:
         super().check()
         _check_mask_options(self.name, self.keep, self.scope)
-
-    def loss(self, model, retain, forget):
-        # The random-label objective with one forward pass over the mixed batch.
-        retain_logits, forget_logits = joint_logits(model, retain, forget)
-        loss = F.cross_entropy(retain_logits, retain.y)
-        if forget is not None:
-            loss = loss + F.cross_entropy(forget_logits, forget.y)
-        return loss
 
     def gradient_mask(self, model, split):
         return saliency_mask(

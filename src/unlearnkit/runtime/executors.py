@@ -385,15 +385,3 @@ def get_executor(
     if cls is RayExecutor:
         return RayExecutor(address, num_cpus=workers)
     return cls()
-
-
-__all__ = [
-    "Executor",
-    "JobFailedError",
-    "ProcessExecutor",
-    "RayExecutor",
-    "SerialExecutor",
-    "UnknownExecutorError",
-    "get_executor",
-    "names",
-]
