@@ -78,6 +78,12 @@ def main() -> int:
         )
         for scenario, per_method in summarise(records).items():
             sections += [f"### forget `{scenario}`\n", markdown_table(per_method), ""]
+            sections += [
+                f"- {r['method']}, seed {r['seed']}: diverged (non-finite outputs), "
+                "left out of the means above"
+                for r in records
+                if r["forget"] == scenario and r.get("diverged")
+            ] + [""]
             for method, values in per_method.items():
                 if method == "golden":
                     continue
@@ -87,10 +93,13 @@ def main() -> int:
                     {"dataset": dataset, "forget": scenario, "method": method, "speedup": speedup,
                      "target": SPEEDUP_TARGET, "pass": ok}
                 )  # fmt: skip
+                gaps = [g for g in values["avg_gap"] if g is not None]
+                diverged = len(values["avg_gap"]) - len(gaps)
                 print(
                     f"{dataset:14} {scenario:11} {method:16} speedup {speedup:7.1f}x "
-                    f"(target >= {SPEEDUP_TARGET}x) avg_gap {np.mean(values['avg_gap']):6.2f}  "
-                    f"{'ok' if ok else 'FAIL'}"
+                    f"(target >= {SPEEDUP_TARGET}x) avg_gap "
+                    f"{np.mean(gaps) if gaps else float('nan'):6.2f}  {'ok' if ok else 'FAIL'}"
+                    + (f"  ({diverged} run(s) diverged)" if diverged else "")
                 )
 
     passed = all(c["pass"] for c in checks) and bool(checks)
