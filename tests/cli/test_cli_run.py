@@ -39,6 +39,7 @@ RUN = [
     "--seeds",
     "0",
 ]
+THREE_METHODS = [*RUN, "--forget", "random:0.1", "--methods", "golden,finetune,gradient_ascent"]
 
 
 def subprocess_cli(*args):
@@ -77,11 +78,7 @@ def _metrics(path):
 def first_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "a"
     done = cli(
-        *RUN,
-        "--forget",
-        "random:0.1",
-        "--methods",
-        "golden,finetune,gradient_ascent",
+        *THREE_METHODS,
         "--out",
         str(out),
     )
@@ -104,11 +101,7 @@ def test_run_writes_results_and_report(first_run):
 def test_rerun_into_a_new_folder_gives_identical_metrics(first_run, tmp_path):
     out, _ = first_run
     again = cli(
-        *RUN,
-        "--forget",
-        "random:0.1",
-        "--methods",
-        "golden,finetune,gradient_ascent",
+        *THREE_METHODS,
         "--out",
         str(tmp_path),
     )
@@ -122,11 +115,7 @@ def test_rerun_into_the_same_folder_reuses_cached_models(first_run):
     stamps = [p.stat().st_mtime_ns for p in cached]
     before = _metrics(out)
     again = cli(
-        *RUN,
-        "--forget",
-        "random:0.1",
-        "--methods",
-        "golden,finetune,gradient_ascent",
+        *THREE_METHODS,
         "--out",
         str(out),
     )

@@ -99,22 +99,17 @@ def test_attack_features_shapes(feature):
         attack_features(p, y, "loss")
 
 
+# Metric values shared by the hand-made records of the report tests.
+REPORT_ROW = {"UA": 1.0, "RA": 2.0, "TA": 3.0, "MIA": 4.0, "tow": 1.0, "kl_forget": 0.0}
+REPORT_ROW |= {"time_s": 1.0, "speedup": 1.0}
+
+
 def test_report_puts_golden_first_and_bolds_best_gap():
-    base = {
-        "UA": 1.0,
-        "RA": 2.0,
-        "TA": 3.0,
-        "MIA": 4.0,
-        "tow": 1.0,
-        "kl_forget": 0.0,
-        "time_s": 1.0,
-        "speedup": 1.0,
-    }
     records = [
-        {**base, "method": "a", "seed": 0, "forget": "class:3", "avg_gap": 5.0},
-        {**base, "method": "golden", "seed": 0, "forget": "class:3", "avg_gap": 0.0},
-        {**base, "method": "b", "seed": 0, "forget": "class:3", "avg_gap": 2.0},
-        {**base, "method": "b", "seed": 1, "forget": "class:3", "avg_gap": 4.0},
+        {**REPORT_ROW, "method": "a", "seed": 0, "forget": "class:3", "avg_gap": 5.0},
+        {**REPORT_ROW, "method": "golden", "seed": 0, "forget": "class:3", "avg_gap": 0.0},
+        {**REPORT_ROW, "method": "b", "seed": 0, "forget": "class:3", "avg_gap": 2.0},
+        {**REPORT_ROW, "method": "b", "seed": 1, "forget": "class:3", "avg_gap": 4.0},
     ]
     text = render_report(records)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "method" not in line]
@@ -124,18 +119,8 @@ def test_report_puts_golden_first_and_bolds_best_gap():
 
 
 def test_report_pools_several_class_scenarios():
-    base = {
-        "UA": 1.0,
-        "RA": 2.0,
-        "TA": 3.0,
-        "MIA": 4.0,
-        "tow": 1.0,
-        "kl_forget": 0.0,
-        "time_s": 1.0,
-        "speedup": 1.0,
-    }
     records = [
-        {**base, "method": "golden", "seed": 0, "forget": spec, "avg_gap": 0.0, "UA": ua}
+        {**REPORT_ROW, "method": "golden", "seed": 0, "forget": spec, "avg_gap": 0.0, "UA": ua}
         for spec, ua in (("class:3", 90.0), ("class:6", 100.0), ("random:0.1", 5.0))
     ]
     text = render_report(records)
