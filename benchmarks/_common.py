@@ -30,3 +30,23 @@ def write(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(payload, indent=2, default=float))
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def cpu_counters() -> tuple[int, int] | None:
+    """Cumulative ``(steal, total)`` CPU ticks of this machine (Linux), else ``None``.
+
+    Steal is time the hypervisor gave our virtual CPUs to someone else: on a shared
+    host it is the part of timing noise no benchmark can control, so it is reported.
+    """
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_fraction(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of CPU time stolen between two :func:`cpu_counters` readings."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])

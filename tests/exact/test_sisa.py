@@ -188,7 +188,8 @@ def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fre
     assert len(log) == 1 and log[0]["request"] == 1 and sorted(log[0]["ids"]) == sorted(drop)
 
 
-def test_forget_equals_fit_without_the_ids_with_dropout_and_adam(digits, tmp_path):
+@pytest.mark.parametrize("slices", [1, 3])
+def test_forget_equals_fit_without_the_ids_with_dropout_and_adam(digits, tmp_path, slices):
     """Exactness also holds when training draws random numbers (dropout) and the
     optimizer state (Adam moments) is carried across steps, over two requests."""
     options = dict(
@@ -196,6 +197,7 @@ def test_forget_equals_fit_without_the_ids_with_dropout_and_adam(digits, tmp_pat
         model_options={"hidden": [16], "dropout": 0.2},
         training=TrainConfig(optimizer="adam", lr=1e-3, batch_size=32),
         shards=2,
+        slices=slices,
         carry_optimizer=True,
     )
     first, second = digits.train.ids[10:13].tolist(), digits.train.ids[400:402].tolist()
@@ -426,6 +428,44 @@ import sys
 from unlearnkit.exact import SISA
 SISA.load(sys.argv[1], executor="serial").forget([int(i) for i in sys.argv[2].split(",")])
 """
+
+
+def test_a_corrupt_slice_fails_the_forget_without_a_commit(fresh, digits):
+    """Slices are read and hashed on the worker's background thread; a mismatch must
+    still stop the request before its commit."""
+    sisa, store = fresh
+    state = json.loads((store / "state.json").read_text())
+    unread = state["shards"][2]["slices"][2]["file"]  # shard 2 reads it, never rewrites it
+    blob = bytearray((store / unread).read_bytes())
+    blob[-1] ^= 0xFF
+    (store / unread).write_bytes(bytes(blob))
+    before = (store / "state.json").read_bytes()
+
+    with pytest.raises(StoreFormatError, match="corrupt"):
+        sisa.forget(ids_in(sisa, digits.train, shard=2, slice_=0, count=1))
+
+    assert (store / "state.json").read_bytes() == before
+    assert sisa.verify() == [f"{unread} does not match its SHA-256"]
+
+
+def test_a_failed_background_write_surfaces_and_commits_nothing(fresh, digits, monkeypatch):
+    from unlearnkit.exact.sisa_store import SISAStore
+
+    sisa, store = fresh
+    write = SISAStore.write_bytes
+
+    def failing(self, name, blob):
+        if "/step-003." in name:
+            raise OSError(28, "No space left on device")
+        return write(self, name, blob)
+
+    monkeypatch.setattr(SISAStore, "write_bytes", failing)
+    before = (store / "state.json").read_bytes()
+    with pytest.raises(OSError, match="No space left"):
+        sisa.forget(ids_in(sisa, digits.train, shard=0, slice_=1, count=1))
+    assert (store / "state.json").read_bytes() == before
+    monkeypatch.undo()
+    assert SISA.load(store, executor="serial").resume().resumed  # the request completes
 
 
 def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):

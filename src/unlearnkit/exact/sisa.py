@@ -43,12 +43,12 @@ True
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -66,6 +66,14 @@ from torch import nn
 from unlearnkit.checkpoint import versions
 from unlearnkit.data.dataset import Split, sha256_of_ids
 from unlearnkit.errors import ConfigError, ForgetSelectionError, StoreError, UnknownIdsError
+from unlearnkit.exact.sisa_plan import (
+    assign_distribution_aware,
+    assign_uniform,
+    expected_sample_passes,
+    retrain_sample_passes,
+    shard_seed,
+    step_epochs,
+)
 from unlearnkit.exact.sisa_store import (
     FORMAT,
     FORMAT_VERSION,
@@ -75,325 +83,14 @@ from unlearnkit.exact.sisa_store import (
     StoreMismatchError,
     now,
 )
-from unlearnkit.models import from_spec, make, reset_parameters
+from unlearnkit.exact.sisa_worker import ShardJob, torch_threads, train_shard
+from unlearnkit.models import from_spec, make
 from unlearnkit.runtime.executors import Executor, get_executor
-from unlearnkit.training import TrainConfig, make_optimizer, run_epochs
+from unlearnkit.training import TrainConfig
 from unlearnkit.training import predict_proba as model_proba
 
 AGGREGATIONS = ("vote", "softmax")
 SHARDINGS = ("uniform", "distribution-aware")
-
-
-# --------------------------------------------------------------------------------------
-# Schedule, sharding and the cost model
-# --------------------------------------------------------------------------------------
-
-
-def step_epochs(epochs: int, slices: int) -> list[int]:
-    """Epochs per step: ``2·e0/(R+1)`` rounded half up, at least 1 (spec/sisa.md).
-
-    This keeps sample-passes equal to unsliced training (``e0·D``) up to the
-    rounding; :func:`expected_sample_passes` reports the exact total.
-
-    >>> step_epochs(11, 10), step_epochs(6, 5), step_epochs(3, 10)
-    ([2, 2, 2, 2, 2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
-    """
-    if epochs < 1 or slices < 1:
-        raise ConfigError(f"need epochs >= 1 and slices >= 1; got epochs={epochs}, slices={slices}")
-    return [max(1, math.floor(2 * epochs / (slices + 1) + 0.5))] * slices
-
-
-def shard_seed(seed: int, shard: int) -> int:
-    """A 32-bit seed per shard, independent across shards (NumPy's SeedSequence)."""
-    return int(np.random.SeedSequence([int(seed), int(shard)]).generate_state(1)[0])
-
-
-def _cut(sequence: np.ndarray, parts: int) -> list[np.ndarray]:
-    """Contiguous parts whose sizes differ by at most one."""
-    return np.array_split(sequence, parts)
-
-
-def assign_uniform(n: int, *, shards: int, slices: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Shuffle positions ``0..n-1`` with ``seed``; cut into shards, each into slices.
-
-    Returns ``(positions, shard, slice)``: positions in store order (shard-major,
-    then slice, then the shuffled order) with the 0-based shard and slice of each.
-
-    >>> pos, sh, sl = assign_uniform(7, shards=2, slices=2, seed=0)
-    >>> sorted(pos.tolist()), np.bincount(sh).tolist(), sl.tolist()
-    ([0, 1, 2, 3, 4, 5, 6], [4, 3], [0, 0, 1, 1, 0, 0, 1])
-    """
-    order = np.random.default_rng(seed).permutation(n)
-    return _slice_shards(_cut(order, shards), slices)
-
-
-def _slice_shards(members: list[np.ndarray], slices: int) -> tuple[np.ndarray, ...]:
-    positions, shard_of, slice_of = [], [], []
-    for s, shard in enumerate(members):
-        for r, part in enumerate(_cut(shard, slices)):
-            positions.append(part)
-            shard_of.append(np.full(len(part), s))
-            slice_of.append(np.full(len(part), r))
-    return tuple(np.concatenate(a).astype(np.int64) for a in (positions, shard_of, slice_of))
-
-
-def assign_distribution_aware(
-    probabilities: np.ndarray, *, shards: int, slices: int, seed: int, capacity: float
-) -> tuple[np.ndarray, ...]:
-    """Sort by deletion probability; fill shards greedily so each expects ≤ ``capacity`` requests.
-
-    A shard closes when adding the next sample would push its summed
-    probability over ``capacity`` or its size over an even share of what is
-    left, so likely-deleted samples end up in the first, smaller shards and the
-    rest is spread evenly. Ties are broken by a seeded shuffle; inside a shard
-    the order is shuffled again so slices are not sorted by probability.
-
-    >>> p = np.array([0.9, 0.8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    >>> pos, sh, sl = assign_distribution_aware(p, shards=3, slices=1, seed=0, capacity=1.0)
-    >>> np.bincount(sh).tolist(), sorted(pos[sh == 0].tolist())
-    ([1, 4, 3], [0])
-    """
-    n = len(probabilities)
-    rng = np.random.default_rng(seed)
-    tiebreak = rng.permutation(n)
-    order = np.lexsort((tiebreak, -probabilities))
-    members: list[np.ndarray] = []
-    start = 0
-    for s in range(shards):
-        left = n - start
-        if s == shards - 1:
-            end = n
-        else:
-            cap = math.ceil(left / (shards - s))
-            end, mass = start, 0.0
-            while end < n and end - start < cap:
-                p = probabilities[order[end]]
-                if end > start and mass + p > capacity + 1e-9:  # 20 x 0.05 must fit 1.0
-                    break
-                mass += p
-                end += 1
-        members.append(rng.permutation(order[start:end]))
-        start = end
-    mass = [float(probabilities[m].sum()) for m in members]
-    if mass[-1] > capacity + 1e-9 or any(len(m) < slices for m in members):
-        need = math.ceil(float(probabilities.sum()) / capacity)
-        raise ConfigError(
-            f"distribution-aware sharding cannot keep every shard under capacity {capacity} "
-            f"with {shards} shards of at least {slices} samples (the probabilities sum to "
-            f"{probabilities.sum():.3g}, needing about {need} shards); raise shards or capacity"
-        )
-    return _slice_shards(members, slices)
-
-
-def retrain_sample_passes(
-    slice_sizes: Sequence[int], epochs: Sequence[int], first_step: int
-) -> int:
-    """Sample-passes to redo steps ``first_step..R`` (1-based) of one shard.
-
-    Step ``i`` trains ``epochs[i-1]`` epochs on slices ``1..i``.
-
-    >>> retrain_sample_passes([10, 10, 10], [2, 2, 2], first_step=2)  # 2*20 + 2*30
-    100
-    """
-    cumulative = np.cumsum(slice_sizes)
-    return int(sum(epochs[i] * cumulative[i] for i in range(first_step - 1, len(slice_sizes))))
-
-
-def expected_sample_passes(
-    *, n: int, shards: int, slices: int, epochs: Sequence[int], requests: int
-) -> float:
-    """Expected sample-passes to serve ``requests`` uniform deletions in one batch.
-
-    Shards of ``n/shards`` samples, slices of equal size. A shard receives
-    ``m ~ Binomial(requests, 1/shards)`` requests; it restarts at the minimum of
-    their slices, ``P(min ≥ j) = ((R - j + 1)/R)^m`` (spec/sisa.md, "Cost model").
-    With one request and ``epochs = step_epochs(e0, R)`` this is
-    ``e0·D·(2/3 + 1/(3R))`` up to the epoch rounding.
-
-    >>> d, r = 1000, 4
-    >>> round(expected_sample_passes(n=d, shards=1, slices=r, epochs=[2] * r, requests=1))
-    3750
-    >>> round(5 * d * (2 / 3 + 1 / (3 * r)))  # e0 = 2·(R+1)/2 = 5
-    3750
-    """
-    from math import comb
-
-    d = n / shards
-    cost_from = [
-        sum(epochs[i] * (i + 1) * d / slices for i in range(j, slices)) for j in range(slices)
-    ]
-    total = 0.0
-    for m in range(1, requests + 1):
-        p_m = comb(requests, m) * (1 / shards) ** m * (1 - 1 / shards) ** (requests - m)
-        if p_m == 0:
-            continue
-        for j in range(slices):  # 0-based restart slice
-            p_j = ((slices - j) / slices) ** m - ((slices - j - 1) / slices) ** m
-            total += p_m * p_j * cost_from[j]
-    return shards * total
-
-
-# --------------------------------------------------------------------------------------
-# Shard training: one job per shard, run by an executor
-# --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run with ``threads`` intra-op torch threads, then restore the previous count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _checkpoint_tensors(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
-    # No clone: serialisation copies the bytes before training touches them again.
-    tensors = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
-    if optimizer is not None:
-        for index, entries in optimizer.state_dict()["state"].items():
-            for key, value in entries.items():
-                if not isinstance(value, torch.Tensor):
-                    raise StoreError(
-                        f"optimizer state {key!r} is not a tensor and cannot be checkpointed"
-                    )
-                tensors[f"optimizer.{index}.{key}"] = value.detach()
-    return tensors
-
-
-def _restore(model: nn.Module, config: TrainConfig, tensors: dict) -> torch.optim.Optimizer | None:
-    """Load model weights and, when the checkpoint has it, the optimizer state."""
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    if not state:
-        return None  # no step with data has run yet: the next one starts a fresh optimizer
-    optimizer = make_optimizer(model.parameters(), config)
-    optimizer.load_state_dict(
-        {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
-    )
-    return optimizer
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    """Everything a worker needs to (re)train steps ``first_step..R`` of one shard."""
-
-    store: str
-    shard: int
-    tag: int  # the request writing the new files (0 = the fit)
-    first_step: int  # 1-based
-    resume_from: dict | None  # {"file", "sha256"} of step first_step - 1; None = seeded init
-    # Per slice, new state: {"file", "sha256", "size"}, or None for the job to write it
-    # from ``data`` (the fit does so, so that this I/O runs in parallel, not in the driver).
-    slices: tuple[dict | None, ...]
-    epochs: tuple[int, ...]
-    seed: int
-    spec: dict
-    training: dict
-    threads: int
-    carry_optimizer: bool
-    # Per slice, its tensors ({"ids", "X", "y"}) when the caller has them in memory
-    # (the fit; slices a forget has just rewritten), else None: read from the file.
-    data: tuple[dict | None, ...] | None = None
-
-
-def train_shard(job: ShardJob) -> dict:
-    """Train steps ``job.first_step..R`` of one shard, writing a checkpoint after each.
-
-    Checkpoints this request already wrote (a run killed mid-way) are verified
-    and reused, so a resumed request continues from its last finished step.
-    """
-    started = time.perf_counter()
-    store = SISAStore(job.store)
-    config = TrainConfig(**job.training)
-    slices = list(job.slices)
-    tensors = list(job.data or [None] * len(slices))
-    for r, entry in enumerate(slices):
-        if entry is None:
-            name = store.slice_name(job.shard, r + 1, job.tag)
-            sha = store.write_tensors(name, tensors[r], {"shard": job.shard, "slice": r + 1})
-            slices[r] = {"file": name, "sha256": sha, "size": len(tensors[r]["ids"])}
-        elif tensors[r] is None:
-            tensors[r], _ = store.read_tensors(entry["file"], sha256=entry["sha256"])
-    R = len(slices)
-    # Slices are stored in order, so step i's data (slices 1..i) is a prefix of their
-    # concatenation: one copy here instead of one per step.
-    whole = Split(**{k: torch.cat([t[k] for t in tensors]) for k in ("ids", "X", "y")})
-    ends = [0, *np.cumsum([len(t["ids"]) for t in tensors]).tolist()]
-    prefix = lambda step: whole.take(slice(0, ends[step]))
-    cumulative = [0, *np.cumsum(job.epochs).tolist()]
-    wanted = {step: prefix(step).ids_sha256() for step in range(job.first_step, R + 1)}
-
-    steps: list[dict] = []
-    start = job.first_step
-    for step in range(R, job.first_step - 1, -1):  # latest valid checkpoint of this request
-        name = store.step_name(job.shard, step, job.tag)
-        if (store.root / name).is_file():
-            _, meta = store.read_tensors(name)
-            if meta.get("ids_sha256") == wanted[step]:
-                start = step + 1
-                break
-    record = lambda step, name, sha, trained: {
-        "step": step,
-        "file": name,
-        "sha256": sha,
-        "samples": ends[step],
-        "epochs": job.epochs[step - 1],
-        "trained": trained,
-    }
-    for step in range(job.first_step, start):
-        name = store.step_name(job.shard, step, job.tag)
-        steps.append(record(step, name, store.sha256_of(name), trained=False))
-
-    with torch_threads(job.threads):
-        model = from_spec(job.spec)
-        if start > job.first_step:
-            source = {"file": store.step_name(job.shard, start - 1, job.tag), "sha256": None}
-        else:
-            source = job.resume_from
-        if source is None:
-            reset_parameters(model, seed=job.seed)
-            optimizer = None
-        else:
-            tensors, _ = store.read_tensors(source["file"], sha256=source["sha256"])
-            optimizer = _restore(model, config, tensors)
-        for step in range(start, R + 1):
-            if not job.carry_optimizer:
-                optimizer = None  # run_epochs starts a fresh one for this step
-            if ends[step]:
-                # Dropout draws from torch's global generator: seed it per step so a
-                # resumed step draws what an uninterrupted run would. The CPU generator
-                # is enough (torch.manual_seed would also queue seeding of GPUs).
-                with torch.random.fork_rng(devices=[]):
-                    torch.default_generator.manual_seed(job.seed * 10_007 + step)
-                    optimizer = run_epochs(
-                        model,
-                        prefix(step),
-                        config=config,
-                        seed=job.seed,
-                        epochs=range(cumulative[step - 1], cumulative[step]),
-                        optimizer=optimizer,
-                        progress=False,
-                    )
-            name = store.step_name(job.shard, step, job.tag)
-            sha = store.write_tensors(
-                name,
-                _checkpoint_tensors(model, optimizer if job.carry_optimizer else None),
-                {"shard": job.shard, "step": step, "request": job.tag, "ids_sha256": wanted[step]},
-            )
-            steps.append(record(step, name, sha, trained=True))
-    return {
-        "shard": job.shard,
-        "slices": slices,
-        "steps": steps,
-        "seconds": time.perf_counter() - started,
-    }
 
 
 def _concat(parts: list[Split]) -> Split:
@@ -691,6 +388,27 @@ class SISA:
                 raise ForgetSelectionError(
                     "exclude_ids covers every training sample; nothing to train"
                 )
+        with cf.ThreadPoolExecutor(max_workers=1) as hashing:
+            # Hashing the features releases the GIL: it overlaps the gathers below.
+            content_sha = hashing.submit(_content_sha, train)
+            keep = ~np.isin(train.ids.numpy()[positions], exclude)
+            shard_data = []
+            for s in range(self.shards):
+                # One copy per shard, its slices views of it: a worker process receives
+                # three shared-memory blocks per shard instead of three per slice.
+                mine = (shard_of == s) & keep  # store order: slice by slice
+                part = train.take(torch.as_tensor(positions[mine]))
+                ends = np.cumsum(np.bincount(slice_of[mine], minlength=self.slices)).tolist()
+                shard_data.append(
+                    {
+                        "data": tuple(
+                            {k: getattr(part, k)[a:b] for k in ("ids", "X", "y")}
+                            for a, b in zip([0, *ends[:-1]], ends, strict=True)
+                        ),
+                        "block": {"ids": part.ids, "X": part.X, "y": part.y},
+                    }
+                )
+            content_sha = content_sha.result()
         schedule = step_epochs(self.epochs, self.slices)
         config = {
             "format": FORMAT,
@@ -705,7 +423,7 @@ class SISA:
             "data": {
                 "n": n,
                 "ids_sha256": train.ids_sha256(),
-                "content_sha256": _content_sha(train),
+                "content_sha256": content_sha,
                 "num_classes": num_classes,
                 "input_shape": list(train.X.shape[1:]),
             },
@@ -727,25 +445,21 @@ class SISA:
                 train.ids[positions], torch.as_tensor(shard_of), torch.as_tensor(slice_of)
             )
             store.remove_temporaries()
-            keep = ~np.isin(train.ids.numpy()[positions], exclude)
-            jobs = []
-            for s in range(self.shards):
-                data = []
-                for r in range(self.slices):
-                    part = train.take(
-                        torch.as_tensor(positions[(shard_of == s) & (slice_of == r) & keep])
-                    )
-                    data.append({"ids": part.ids, "X": part.X, "y": part.y})
-                job = self._job(
-                    config,
-                    store,
-                    s,
-                    tag=0,
-                    first_step=1,
-                    resume_from=None,
-                    slices=[None] * self.slices,
+            jobs = [
+                dataclasses.replace(
+                    self._job(
+                        config,
+                        store,
+                        s,
+                        tag=0,
+                        first_step=1,
+                        resume_from=None,
+                        slices=[None] * self.slices,
+                    ),
+                    **shard_data[s],
                 )
-                jobs.append(dataclasses.replace(job, data=tuple(data)))
+                for s in range(self.shards)
+            ]
             results = self._get_executor().map(
                 train_shard,
                 jobs,
@@ -1037,11 +751,7 @@ class SISA:
                 tensors, _ = disk.read_tensors(old["file"], sha256=old["sha256"])
                 keep = ~torch.isin(tensors["ids"], torch.as_tensor(ids))
                 rewritten[r] = {k: v[keep] for k, v in tensors.items()}
-                name = disk.slice_name(s, r + 1, request)
-                sha = disk.write_tensors(
-                    name, rewritten[r], {"shard": s, "slice": r + 1, "request": request}
-                )
-                entries[r] = {"file": name, "sha256": sha, "size": int(keep.sum())}
+                entries[r] = None  # the job writes the new slice file, overlapping its training
             steps = state["shards"][s]["steps"]
             resume_from = steps[first_step - 2] if first_step > 1 else None
             jobs.append(
@@ -1066,6 +776,7 @@ class SISA:
         sample_passes = steps_retrained = samples = 0
         for result in results:
             s = result["shard"]
+            state["shards"][s]["slices"] = result["slices"]
             state["shards"][s]["steps"][plan[s] - 1 :] = [_step_entry(x) for x in result["steps"]]
             sample_passes += sum(x["epochs"] * x["samples"] for x in result["steps"])
             steps_retrained += len(result["steps"])
@@ -1226,8 +937,8 @@ def _referenced(state: dict, *, with_hash: bool = False):
 
 def _content_sha(split: Split) -> str:
     digest = hashlib.sha256()
-    for tensor in (split.ids, split.X.contiguous(), split.y):
-        digest.update(tensor.numpy().tobytes())
+    for tensor in (split.ids, split.X, split.y):
+        digest.update(tensor.contiguous().numpy())  # the buffer itself: no copy
     return digest.hexdigest()
 
 
@@ -1361,5 +1072,6 @@ __all__ = [
     "run_sisa",
     "shard_seed",
     "step_epochs",
+    "torch_threads",
     "train_shard",
 ]

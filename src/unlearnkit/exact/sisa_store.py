@@ -196,21 +196,31 @@ class SISAStore:
         return records
 
     # -- tensor files -------------------------------------------------------------------
-    def write_tensors(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
-        """Write a safetensors file atomically; return its SHA-256."""
+    # Each operation comes in two halves: encoding/decoding (Python work, holds the
+    # GIL) and raw file I/O with hashing (releases it). The shard worker runs the
+    # second half on a background thread so that it overlaps training.
+    @staticmethod
+    def encode_tensors(tensors: dict[str, torch.Tensor], metadata: dict) -> bytes:
+        """Tensors and metadata as safetensors bytes."""
         # One metadata entry holding sorted JSON: safetensors writes several entries
         # in a per-process random order, which would make identical content hash
         # differently in different worker processes.
-        blob = tensors_to_bytes(
+        return tensors_to_bytes(
             {k: v.detach().contiguous() for k, v in tensors.items()},
             metadata={"unlearnkit": json.dumps(metadata, sort_keys=True)},
         )
+
+    def write_bytes(self, name: str, blob: bytes) -> str:
+        """Write encoded tensors atomically; return their SHA-256."""
         atomic_write_bytes(self.root / name, blob)
         return sha256_bytes(blob)
 
-    def read_tensors(
-        self, name: str, *, sha256: str | None = None
-    ) -> tuple[dict[str, torch.Tensor], dict]:
+    def write_tensors(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
+        """Write a safetensors file atomically; return its SHA-256."""
+        return self.write_bytes(name, self.encode_tensors(tensors, metadata))
+
+    def read_bytes(self, name: str, *, sha256: str | None = None) -> bytes:
+        """A file's bytes, checked against ``sha256`` when given."""
         path = self.root / name
         try:
             blob = path.read_bytes()
@@ -222,6 +232,10 @@ class SISAStore:
             raise StoreFormatError(
                 f"store file {path} is corrupt (its SHA-256 does not match state.json); fit again"
             )
+        return blob
+
+    def decode_tensors(self, name: str, blob: bytes) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors and metadata from the bytes of file ``name`` (named in errors)."""
         try:
             tensors = tensors_from_bytes(blob)
             # safetensors layout: 8-byte little-endian header length, then a JSON header.
@@ -229,8 +243,15 @@ class SISAStore:
             header = json.loads(blob[8 : 8 + size]).get("__metadata__") or {}
             metadata = json.loads(header.get("unlearnkit", "{}"))
         except (SafetensorError, ValueError) as exc:
-            raise StoreFormatError(f"store file {path} cannot be read ({exc}); fit again") from None
+            raise StoreFormatError(
+                f"store file {self.root / name} cannot be read ({exc}); fit again"
+            ) from None
         return tensors, metadata
+
+    def read_tensors(
+        self, name: str, *, sha256: str | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        return self.decode_tensors(name, self.read_bytes(name, sha256=sha256))
 
     def sha256_of(self, name: str) -> str:
         return sha256_bytes((self.root / name).read_bytes())
