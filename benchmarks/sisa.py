@@ -662,7 +662,7 @@ def markdown(results: dict, settings: dict, quick: bool) -> str:
         "*Measured*: monolithic retraining time (one retraining per batch; one per request "
         "when served one by one; priced with the mean seconds per sample-pass of all "
         f"{len(mono['retrain_runs_s']) + 1} monolithic runs, spread "
-        f"{100 * mono.get('spread', 0):.1f}%) / SISA's forget wall time. *Predicted*: the same ratio in sample-passes, the "
+        f"{100 * mono['spread']:.1f}%) / SISA's forget wall time. *Predicted*: the same ratio in sample-passes, the "
         "cost model applied to the actual requests (the engine's own count must agree, see "
         "targets). *Expected*: the spec's closed form for uniform requests. Batched cells "
         f"repeat with fresh requests while the expected cost stays within "
