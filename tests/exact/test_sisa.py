@@ -88,6 +88,9 @@ def reference_constituent(train: Split, shard: int, drop, sisa: SISA, options=OP
             epochs = sisa.step_epochs_[step - 1]
             if not options.get("carry_optimizer", False):
                 optimizer = None  # the default: a fresh optimizer per step
+            # The documented choice: each step refits the constituent's preprocessing
+            # on the data that step trains on.
+            uk.models.fit_preprocessing(model, data.X)
             optimizer = run_epochs(
                 model,
                 data,

@@ -14,7 +14,7 @@ def test_every_model_runs_a_forward_pass_on_images(name):
 
 def test_mlp_widths_are_configurable():
     model = uk.models.make("mlp", input_shape=(8,), num_outputs=3, hidden=(5, 4, 2))
-    widths = [m.out_features for m in model if isinstance(m, torch.nn.Linear)]
+    widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [5, 4, 2, 3]
 
 
@@ -28,7 +28,8 @@ def test_seeded_initialisation():
     a = uk.models.make("mlp", input_shape=(4,), num_outputs=2, seed=1)
     b = uk.models.make("mlp", input_shape=(4,), num_outputs=2, seed=1)
     c = uk.models.make("mlp", input_shape=(4,), num_outputs=2, seed=2)
-    assert torch.equal(a[1].weight, b[1].weight) and not torch.equal(a[1].weight, c[1].weight)
+    assert torch.equal(a.net[1].weight, b.net[1].weight)
+    assert not torch.equal(a.net[1].weight, c.net[1].weight)
 
 
 def test_bad_names_and_options():

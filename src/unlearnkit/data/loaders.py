@@ -1,8 +1,14 @@
 """Built-in data sets and user data, all offline.
 
 Ids are stable: a bundled data set's ids are its row numbers in the source, so
-the same sample keeps its id whatever the split seed. Normalisation statistics
-are computed on the train part only (test statistics would leak into training).
+the same sample keeps its id whatever the split seed.
+
+Features are stored raw, or scaled by constants that depend on no sample
+(images: pixels / 255, then the field's fixed mean and standard deviation).
+Nothing here is fitted to the data: statistics such as per-feature
+standardisation belong to the model, which fits them on its own training data
+(:mod:`unlearnkit.models.preprocessing`), so a forgotten sample never shapes the
+inputs of golden or of an exact engine's constituents.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from unlearnkit.data.dataset import Dataset, Split
 from unlearnkit.errors import DatasetError, UnknownDatasetError
@@ -59,12 +64,34 @@ def load(name: str, *, seed: int = 0, **options) -> Dataset:
     return _LOADERS.get(name)(seed=seed, **options)
 
 
-def _standardise(train_X: np.ndarray, test_X: np.ndarray, *, per_feature: bool):
-    axis = 0 if per_feature else None
-    mean = train_X.mean(axis=axis)
-    std = train_X.std(axis=axis)
-    std = np.where(std < 1e-8, 1.0, std)  # constant features (e.g. digit borders) stay 0
-    return (train_X - mean) / std, (test_X - mean) / std, {"mean": mean, "std": std}
+# The usual fixed normalisation constants of the two image data sets (mean and standard
+# deviation of pixels / 255 over the full published training sets). They are constants:
+# no sample a user loads or forgets changes them, so they leak nothing.
+MNIST_PIXEL_MEAN_STD = (0.1307, 0.3081)
+FASHION_MNIST_PIXEL_MEAN_STD = (0.2860, 0.3530)
+
+
+def split_indices(
+    y: np.ndarray, *, test_fraction: float, seed: int, stratify: bool, name: str = "data"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test row positions of a seeded (stratified) split."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_fraction < 1:
+        raise DatasetError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    try:
+        tr, te = train_test_split(
+            np.arange(len(y)),
+            test_size=test_fraction,
+            random_state=seed,
+            stratify=y if stratify else None,
+        )
+    except ValueError as exc:
+        raise DatasetError(
+            f"cannot split {name} into train/test: {exc}; give more samples per class, "
+            "change test_fraction or pass an explicit test part"
+        ) from None
+    return np.sort(tr), np.sort(te)
 
 
 def _build(
@@ -77,28 +104,18 @@ def _build(
     seed: int,
     input_shape: tuple[int, ...],
     task: str = "classification",
-    per_feature: bool = True,
+    scaling: str = "raw",
     test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    info: dict | None = None,
 ) -> Dataset:
     if test is None:
-        if not 0 < test_fraction < 1:
-            raise DatasetError(f"test_fraction must be in (0, 1); got {test_fraction}")
-        stratify = y if task == "classification" else None
-        try:
-            tr, te = train_test_split(
-                np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=stratify
-            )
-        except ValueError as exc:
-            raise DatasetError(
-                f"cannot split {name} into train/test: {exc}; give more samples per class, "
-                "change test_fraction or pass an explicit test part"
-            ) from None
-        tr, te = np.sort(tr), np.sort(te)
+        tr, te = split_indices(
+            y, test_fraction=test_fraction, seed=seed, stratify=task == "classification", name=name
+        )
         test = (X[te], y[te], ids[te])
         X, y, ids = X[tr], y[tr], ids[tr]
     X_te, y_te, ids_te = test
-    flat = lambda a: a.reshape(len(a), -1).astype(np.float64)
-    Xtr, Xte, stats = _standardise(flat(X), flat(X_te), per_feature=per_feature)
+    Xtr, Xte = X.reshape(len(X), -1), X_te.reshape(len(X_te), -1)
     ydtype = torch.int64 if task == "classification" else torch.float32
 
     def split(Xs, ys, idss):
@@ -116,7 +133,7 @@ def _build(
         num_classes=num_classes,
         input_shape=input_shape,
         task=task,
-        info={"seed": seed, "normalisation": "train-part statistics"},
+        info={"seed": seed, "scaling": scaling, **(info or {})},
     )
 
 
@@ -161,14 +178,22 @@ def load_mnist5k(*, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     X, y = mnist_data()  # rows are sorted by label; the stratified split shuffles them
     return _build(
         "mnist5k",
-        X=X.astype(np.float64) / 255.0,
+        X=_scale_pixels(X, MNIST_PIXEL_MEAN_STD),
         y=y.astype(np.int64),
         ids=np.arange(len(y)),
         test_fraction=test_fraction,
         seed=seed,
         input_shape=(1, 28, 28),
-        per_feature=False,
+        scaling=_PIXEL_SCALING.format(*MNIST_PIXEL_MEAN_STD),
     )
+
+
+_PIXEL_SCALING = "(pixels / 255 - {}) / {} (fixed constants)"
+
+
+def _scale_pixels(pixels: np.ndarray, mean_std: tuple[float, float]) -> np.ndarray:
+    mean, std = mean_std
+    return (pixels.astype(np.float64) / 255.0 - mean) / std
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -216,15 +241,15 @@ def load_fashion_mnist(
     n_train = len(arr["train_y"]) if limit is None else min(limit, len(arr["train_y"]))
     return _build(
         "fashion_mnist",
-        X=arr["train_X"][:n_train].astype(np.float64) / 255.0,
+        X=_scale_pixels(arr["train_X"][:n_train], FASHION_MNIST_PIXEL_MEAN_STD),
         y=arr["train_y"][:n_train].astype(np.int64),
         ids=np.arange(n_train),
         test_fraction=0.0,
         seed=seed,
         input_shape=(1, 28, 28),
-        per_feature=False,
+        scaling=_PIXEL_SCALING.format(*FASHION_MNIST_PIXEL_MEAN_STD),
         test=(
-            arr["test_X"].astype(np.float64) / 255.0,
+            _scale_pixels(arr["test_X"], FASHION_MNIST_PIXEL_MEAN_STD),
             arr["test_y"].astype(np.int64),
             np.arange(len(arr["train_y"]), len(arr["train_y"]) + len(arr["test_y"])),
         ),

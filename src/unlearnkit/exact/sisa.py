@@ -200,7 +200,12 @@ class SISA:
     Parameters (keyword-only):
 
     - ``model``: a model name of :mod:`unlearnkit.models` or a model built by
-      ``make`` (its architecture is used); ``model_options`` are passed to ``make``.
+      ``make`` (its architecture and preprocessing are used); ``model_options`` are
+      passed to ``make``.
+    - ``preprocessing``: with a model name, ``auto`` (standardise tabular inputs),
+      ``standardize`` or ``none``. Each constituent owns its preprocessing: step
+      ``i`` refits it on the data that step trains on (slices ``1..i``, a choice),
+      so a checkpoint depends on no sample of a later slice.
     - ``shards`` (S), ``slices`` (R), ``epochs`` (``e0``, the epochs an unsliced
       model would use; each step gets :func:`step_epochs`), ``training`` (batch
       size, optimiser, learning rate; its ``epochs`` is replaced by the schedule).
@@ -230,6 +235,7 @@ class SISA:
         *,
         model: str | nn.Module = "mlp",
         model_options: dict | None = None,
+        preprocessing: str = "auto",
         shards: int = 5,
         slices: int = 1,
         epochs: int = 20,
@@ -249,6 +255,7 @@ class SISA:
     ) -> None:
         self.model = model
         self.model_options = model_options
+        self.preprocessing = preprocessing
         self.shards = shards
         self.slices = slices
         self.epochs = epochs
@@ -296,8 +303,16 @@ class SISA:
             spec = getattr(self.model, "spec", None)
             if spec is None:
                 raise ConfigError("model must be a name or a model built by unlearnkit.models.make")
-            return {"name": spec["name"], "kwargs": spec.get("kwargs", {})}
-        return {"name": self.model, "kwargs": dict(self.model_options or {})}
+            return {
+                "name": spec["name"],
+                "kwargs": spec.get("kwargs", {}),
+                "preprocessing": spec.get("preprocessing", "none"),
+            }
+        return {
+            "name": self.model,
+            "kwargs": dict(self.model_options or {}),
+            "preprocessing": self.preprocessing,
+        }
 
     def _probabilities_sha(self) -> str | None:
         p = self.deletion_probabilities
@@ -377,6 +392,7 @@ class SISA:
             choice["name"],
             input_shape=tuple(train.X.shape[1:]),
             num_outputs=num_classes,
+            preprocessing=choice["preprocessing"],
             **choice["kwargs"],
         ).spec
         positions, shard_of, slice_of = self._assign(train)
@@ -568,6 +584,8 @@ class SISA:
         obj = cls(
             model=engine["model"]["name"],
             model_options=engine["model"]["kwargs"],
+            # Stores written before models owned their preprocessing had none.
+            preprocessing=engine["model"].get("preprocessing", "none"),
             shards=engine["shards"],
             slices=engine["slices"],
             epochs=engine["epochs"],

@@ -30,7 +30,7 @@ from torch import nn
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import StoreError
 from unlearnkit.exact.sisa_store import SISAStore, StoreFormatError
-from unlearnkit.models import from_spec, reset_parameters
+from unlearnkit.models import fit_preprocessing, from_spec, reset_parameters
 from unlearnkit.training import TrainConfig, make_optimizer, run_epochs
 
 # Bytes of encoded checkpoints waiting for the background writer, at most (one
@@ -242,6 +242,9 @@ def train_shard(job: ShardJob) -> dict:
                     # Dropout draws from torch's global generator: seed it per step so a
                     # resumed step draws what an uninterrupted run would. The CPU generator
                     # is enough (torch.manual_seed would also queue seeding of GPUs).
+                    # The constituent owns its preprocessing, refitted on what this step
+                    # trains on: a checkpoint never depends on a sample of a later slice.
+                    fit_preprocessing(model, prefix.X)
                     with torch.random.fork_rng(devices=[]):
                         torch.default_generator.manual_seed(job.seed * 10_007 + step)
                         optimizer = run_epochs(

@@ -5,8 +5,11 @@ checkpoint can rebuild the architecture before loading weights.
 
 >>> from unlearnkit.data import load
 >>> model = make("mlp", load("digits"), hidden=(32,))
->>> model.spec["name"], model.spec["kwargs"]
-('mlp', {'hidden': [32]})
+>>> model.spec["name"], model.spec["kwargs"], model.spec["preprocessing"]
+('mlp', {'hidden': [32]}, 'standardize')
+
+Tabular inputs get a :class:`Standardize` step inside the model (``preprocessing``
+``auto``), fitted by :func:`unlearnkit.train` on the model's own training data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ import torch
 from torch import nn
 
 from unlearnkit.errors import ConfigError, UnknownModelError
+from unlearnkit.models.preprocessing import (
+    FittedPreprocessing,
+    Preprocessed,
+    Standardize,
+    fit_preprocessing,
+)
+from unlearnkit.models.preprocessing import build as build_preprocessing
+from unlearnkit.models.preprocessing import resolve as resolve_preprocessing
 from unlearnkit.registry import Registry
 
 _BUILDERS: Registry[Callable[..., nn.Module]] = Registry("model", error=UnknownModelError)
@@ -33,11 +44,14 @@ def make(
     *,
     input_shape: tuple[int, ...] | None = None,
     num_outputs: int | None = None,
+    preprocessing: str = "auto",
     seed: int = 0,
     **kwargs,
 ) -> nn.Module:
     """Build model ``name`` for ``data`` (or explicit ``input_shape`` / ``num_outputs``).
 
+    ``preprocessing``: ``auto`` (standardise flat inputs, none for images),
+    ``standardize`` or ``none``; the steps are fitted when the model is trained.
     Weights are initialised from ``seed``; :func:`unlearnkit.train` re-initialises
     from its own seed, so the seed here matters only for untrained use.
     """
@@ -54,10 +68,14 @@ def make(
             model = builder(tuple(input_shape), int(num_outputs), **kwargs)
         except TypeError as exc:
             raise ConfigError(f"bad options for model {name!r}: {exc}") from None
+    steps = build_preprocessing(preprocessing, tuple(input_shape))
+    if steps:
+        model = Preprocessed(steps, model)
     model.spec = {
         "name": name,
         "input_shape": list(input_shape),
         "num_outputs": int(num_outputs),
+        "preprocessing": resolve_preprocessing(preprocessing, tuple(input_shape)),
         "kwargs": kwargs,
     }
     return model
@@ -69,18 +87,60 @@ def from_spec(spec: dict, *, seed: int = 0) -> nn.Module:
         spec["name"],
         input_shape=tuple(spec["input_shape"]),
         num_outputs=spec["num_outputs"],
+        # Specs written before models owned their preprocessing had none.
+        preprocessing=spec.get("preprocessing", "none"),
         seed=seed,
         **spec.get("kwargs", {}),
     )
 
 
 def reset_parameters(model: nn.Module, *, seed: int) -> nn.Module:
-    """Re-initialise every layer in place from ``seed`` (PyTorch's default schemes)."""
+    """Re-initialise every layer in place from ``seed`` (PyTorch's default schemes).
+
+    A module that holds parameters of its own but has no ``reset_parameters`` cannot
+    be re-initialised this way; that is an error naming it (pass a factory instead:
+    ``uk.train(lambda: MyNet(), split, seed=0)`` builds a fresh module per seed).
+    """
+    stuck = [
+        name or type(model).__name__
+        for name, module in model.named_modules()
+        if any(True for _ in module.parameters(recurse=False))
+        and not hasattr(module, "reset_parameters")
+    ]
+    if stuck:
+        raise ConfigError(
+            f"cannot re-initialise module(s) {stuck}: they hold parameters but define no "
+            "reset_parameters(); give a factory (a callable returning a fresh model) instead "
+            "of a model, e.g. uk.train(lambda: MyNet(), split, seed=0)"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in model.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+    return model
+
+
+def fresh_model(model_or_factory, *, seed: int) -> nn.Module:
+    """An untrained model initialised from ``seed``.
+
+    ``model_or_factory`` is a model (copied, then re-initialised; it is not changed)
+    or a factory: a callable returning a new ``nn.Module``, called with torch's
+    generator seeded from ``seed`` so its initialisation is reproducible.
+    """
+    import copy
+
+    if isinstance(model_or_factory, nn.Module):
+        return reset_parameters(copy.deepcopy(model_or_factory), seed=seed)
+    if not callable(model_or_factory):
+        raise ConfigError(
+            f"expected an nn.Module or a factory returning one; got {type(model_or_factory).__name__}"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_or_factory()
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"the model factory returned {type(model).__name__}, not an nn.Module")
     return model
 
 
@@ -172,3 +232,18 @@ def _resnet18(input_shape, num_outputs, *, width: int = 64):
     if len(input_shape) != 3:
         raise ConfigError(f"resnet18 needs image inputs (C, H, W); got input shape {input_shape}")
     return ResNet18(input_shape[0], num_outputs, width=int(width))
+
+
+__all__ = [
+    "FittedPreprocessing",
+    "Preprocessed",
+    "ResNet18",
+    "Standardize",
+    "fit_preprocessing",
+    "fresh_model",
+    "from_spec",
+    "make",
+    "names",
+    "reset_parameters",
+    "resolve_preprocessing",
+]
