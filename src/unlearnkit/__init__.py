@@ -6,7 +6,7 @@
 >>> model = uk.train(uk.models.make("logreg", data), split.train, epochs=2)
 >>> new = uk.methods.get("finetune")(epochs=1).unlearn(model, split)
 >>> sorted(uk.evaluate(new, split))
-['MIA', 'RA', 'TA', 'UA']
+['MIA', 'MIA_attack_acc', 'RA', 'TA', 'UA']
 """
 
 __version__ = "0.1.0"

@@ -29,9 +29,34 @@ os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 
 
 def versions() -> dict[str, str]:
+    """Versions of the libraries whose arithmetic a result depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
     from unlearnkit import __version__
 
-    return {"unlearnkit": __version__, "torch": torch.__version__}
+    out = {"unlearnkit": __version__, "torch": torch.__version__}
+    for package in ("numpy", "scipy", "scikit-learn", "safetensors"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:  # not installed: say so rather than guess
+            out[package] = "not installed"
+    return out
+
+
+def environment() -> dict:
+    """What bit-identity of a result depends on beyond its inputs and seeds.
+
+    CPU kernels may sum in another order with another thread count or library
+    version, so a result records both (spec/evaluation.md, reproducibility).
+    """
+    import platform
+
+    return {
+        "versions": versions(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -47,6 +47,7 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0])
     train: TrainConfig = field(default_factory=TrainConfig)
     model_options: dict = field(default_factory=dict)
+    preprocessing: str = "auto"
     method_options: dict[str, dict] = field(default_factory=dict)
     dataset_options: dict = field(default_factory=dict)
     data_seed: int = 0
@@ -58,6 +59,7 @@ class Experiment:
             "dataset": self.dataset,
             "model": self.model,
             "model_options": self.model_options,
+            "preprocessing": self.preprocessing,
             "train": self.train.to_dict(),
             "data_seed": self.data_seed,
             "mia_feature": self.mia_feature,
@@ -90,12 +92,17 @@ def prepare(exp: Experiment):
         raise ConfigError("no seeds given")
     if not exp.forget:
         raise ConfigError("no forget spec given")
+    from unlearnkit.evaluation.mia import FEATURES
+
+    if exp.mia_feature not in FEATURES:
+        raise ConfigError(f"unknown MIA feature {exp.mia_feature!r}; valid: {', '.join(FEATURES)}")
     classes = {name: methods.get(name) for name in exp.methods if name not in EXACT_ENGINES}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
     dataset = data.load(exp.dataset, seed=exp.data_seed, **exp.dataset_options)
-    models.make(exp.model, dataset, **exp.model_options)  # fails now on a bad model name/option
+    # Fails now on a bad model name, option or preprocessing.
+    models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
     splits = {
         (spec, seed): data.select_forget(dataset, spec, seed=seed)
         for spec in exp.forget
@@ -133,9 +140,10 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     out = Path(out)
     dataset, splits, classes = prepare(exp)
     check_writable(out)
-    template = models.make(exp.model, dataset, **exp.model_options)
+    template = models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
     base_tag = {"experiment": exp.describe()}
     records: list[dict] = []
+    environment = checkpoint.environment()
     jobs = [(spec, seed) for spec in exp.forget for seed in exp.seeds]
     bar = tqdm(
         total=len(jobs) * len(exp.methods), desc="run", disable=not progress_enabled(progress)
@@ -208,7 +216,9 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                 diverged = False
             except NonFiniteOutputError:
                 # One diverged method must not abort the comparison: record it, say so.
-                metrics = dict.fromkeys(("UA", "RA", "TA", "MIA", "avg_gap", "tow", "kl_forget"))
+                metrics = dict.fromkeys(
+                    ("UA", "RA", "TA", "MIA", "MIA_attack_acc", "avg_gap", "tow", "kl_forget")
+                )
                 diverged = True
                 tqdm.write(
                     f"warning: {name} diverged on forget {spec!r}, seed {seed}; its metrics are empty"
@@ -228,7 +238,8 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                     "n_retain": len(split.retain),
                     "params": {k: _jsonable(v) for k, v in params.items()},
                     "config": exp.describe(),
-                    "versions": checkpoint.versions(),
+                    "versions": environment["versions"],
+                    "torch_threads": environment["torch_threads"],
                     **extra,
                 }
             )

@@ -44,7 +44,11 @@ def _make(name, seed=0):
 
 
 def _noised(split: ForgetSplit, part: str) -> ForgetSplit:
-    """The split with ``part``'s features and labels replaced by noise (ids kept)."""
+    """The split with ``part``'s features and labels replaced by noise (ids kept).
+
+    ``train`` is ``retain`` ∪ ``forget``, so its rows of ``part`` change too: a method
+    that says it never reads the forget samples must not read them through ``train``.
+    """
     old = getattr(split, part)
     gen = torch.Generator().manual_seed(123)
     fake = Split(
@@ -52,11 +56,15 @@ def _noised(split: ForgetSplit, part: str) -> ForgetSplit:
         X=torch.randn(old.X.shape, generator=gen),
         y=torch.randint(0, split.num_classes, old.y.shape, generator=gen),
     )
+    rows = split.train.positions(old.ids)
+    train_X, train_y = split.train.X.clone(), split.train.y.clone()
+    train_X[rows], train_y[rows] = fake.X, fake.y
     fields = {
         f: getattr(split, f)
         for f in ("train", "retain", "forget", "test", "spec", "seed", "num_classes")
     }
     fields[part] = fake
+    fields["train"] = Split(ids=split.train.ids, X=train_X, y=train_y)
     return ForgetSplit(**fields)
 
 

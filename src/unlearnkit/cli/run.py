@@ -87,6 +87,20 @@ def run(
     data_seed: Annotated[
         int, typer.Option(help="Seed of the train/test split where the data set has none.")
     ] = 0,
+    preprocessing: Annotated[
+        str,
+        typer.Option(
+            help="Preprocessing the models own, fitted on each model's own training data: "
+            "auto (standardise tabular inputs; images as loaded), standardize or none."
+        ),
+    ] = "auto",
+    mia_feature: Annotated[
+        str,
+        typer.Option(
+            help="Per-sample feature of the MIA attack: confidence, correctness, entropy, "
+            "m_entropy (Song & Mittal 2021) or prob."
+        ),
+    ] = "confidence",
     mia_max_samples: Annotated[
         int | None,
         typer.Option(help="Cap the MIA attack's training samples per class (default: test size)."),
@@ -103,8 +117,10 @@ def run(
         seeds=_ints(seeds, "--seeds"),
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer),
         model_options=model_options,
+        preprocessing=preprocessing,
         method_options=parse_method_options(method_option or []),
         data_seed=data_seed,
+        mia_feature=mia_feature,
         mia_max_samples=mia_max_samples,
     )
     run_experiment(exp, out=out, progress=None if progress else False)

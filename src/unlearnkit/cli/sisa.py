@@ -86,6 +86,13 @@ def fit(
     lr: Annotated[float, typer.Option()] = 0.05,
     optimizer: Annotated[str, typer.Option(help="sgd or adam")] = "sgd",
     aggregation: Annotated[str, typer.Option(help=f"one of {', '.join(AGGREGATIONS)}")] = "vote",
+    preprocessing: Annotated[
+        str,
+        typer.Option(
+            help="auto (standardise tabular inputs), standardize or none; each constituent "
+            "fits it on its own data"
+        ),
+    ] = "auto",
     seed: Annotated[
         int, typer.Option(help="seed of the shuffle, initialisations and data order")
     ] = 0,
@@ -107,6 +114,7 @@ def fit(
     sisa = SISA(
         model=model,
         model_options=options,
+        preprocessing=preprocessing,
         shards=shards,
         slices=slices,
         epochs=epochs,

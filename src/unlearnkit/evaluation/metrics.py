@@ -11,7 +11,7 @@ from torch import nn
 
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import NonFiniteOutputError
-from unlearnkit.evaluation.mia import mia_efficacy
+from unlearnkit.evaluation.mia import attack_holdout_accuracy, mia_efficacy
 from unlearnkit.training import predict_proba
 
 GAP_METRICS = ("UA", "RA", "TA", "MIA")
@@ -22,6 +22,7 @@ IDEALS = {
     "RA": "= golden",
     "TA": "= golden",
     "MIA": "= golden",
+    "MIA_attack_acc": "well above 50 (else the MIA is uninformative)",
     "avg_gap": "0 (lower is better)",
     "tow": "1 (higher is better)",
     "kl_forget": "0 (lower is better)",
@@ -45,6 +46,10 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, float]:
     """UA, RA, TA and MIA of ``model``; with ``golden``, also avg_gap, tow and kl_forget.
+
+    ``MIA_attack_acc`` says whether the MIA means anything: the attack's balanced
+    accuracy (%) at telling held-out retain from test samples; near 50 it cannot
+    tell members from non-members at all (see :func:`attack_holdout_accuracy`).
 
     Pass ``golden_metrics`` (golden's own ``evaluate`` result, same seed) to avoid
     evaluating golden again.
@@ -81,6 +86,15 @@ def evaluate(
             seed=seed,
         ),
     }
+    out["MIA_attack_acc"] = attack_holdout_accuracy(
+        retain_probs=probs["retain"],
+        retain_labels=labels["retain"],
+        test_probs=probs["test"],
+        test_labels=labels["test"],
+        feature=mia_feature,
+        max_samples=mia_max_samples,
+        seed=seed,
+    )
     if golden is not None:
         if golden_metrics is None:
             golden_metrics = (

@@ -8,6 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from unlearnkit.evaluation.metrics import IDEALS
+from unlearnkit.evaluation.mia import UNINFORMATIVE_BELOW
 
 REPORT_METRICS = ("UA", "RA", "TA", "MIA", "avg_gap", "tow", "kl_forget", "time_s", "speedup")
 
@@ -56,6 +57,26 @@ def legend(metrics=REPORT_METRICS) -> str:
     return "Ideal values: " + "; ".join(f"`{m}` {IDEALS[m]}" for m in metrics) + "."
 
 
+def uninformative_mia_warning(records: list[dict]) -> list[str]:
+    """Report lines naming the (scenario, method) cells whose population MIA says little."""
+    acc: dict = defaultdict(list)
+    for r in records:
+        if r.get("MIA_attack_acc") is not None and not math.isnan(r["MIA_attack_acc"]):
+            acc[(r["forget"], r["method"])].append(r["MIA_attack_acc"])
+    weak = {k: float(np.mean(v)) for k, v in acc.items() if np.mean(v) < UNINFORMATIVE_BELOW}
+    if not weak:
+        return []
+    lines = [
+        f"**Warning: the membership attack is uninformative** for these cells: on held-out "
+        f"retain/test samples it tells members from non-members with a balanced accuracy "
+        f"below {UNINFORMATIVE_BELOW:.0f}% (chance is 50%), so their MIA column says little "
+        "about whether the forget set still looks like training data.",
+        "",
+    ]
+    lines += [f"- `{spec}`, {method}: {value:.1f}%" for (spec, method), value in weak.items()]
+    return [*lines, ""]
+
+
 def render_report(
     records: list[dict], *, title: str = "Unlearning report", config: dict | None = None
 ) -> str:
@@ -79,6 +100,7 @@ def render_report(
             markdown_table(summarise(pooled)["class-wise"]),
             "",
         ]
+    parts += uninformative_mia_warning(records)
     diverged = [r for r in records if r.get("diverged")]
     if diverged:
         parts += ["Runs that diverged (non-finite outputs; left out of the means above):", ""]

@@ -22,7 +22,9 @@ class Golden(UnlearningMethod):
     """Retrain from scratch on the retained data with the original recipe: the reference.
 
     The recipe is ``config`` if given, else the one recorded on the model by
-    :func:`unlearnkit.train` (``model.train_info``).
+    :func:`unlearnkit.train` (``model.train_info``). The architecture is the
+    model's, re-initialised from ``seed``; give ``factory`` (a callable returning a
+    fresh, untrained module) for a module that cannot be re-initialised in place.
     """
 
     name = "golden"
@@ -31,9 +33,15 @@ class Golden(UnlearningMethod):
     needs_forget = False
 
     def __init__(
-        self, *, config: TrainConfig | None = None, seed: int = 0, progress: bool | None = None
+        self,
+        *,
+        config: TrainConfig | None = None,
+        factory=None,
+        seed: int = 0,
+        progress: bool | None = None,
     ) -> None:
         self.config = config
+        self.factory = factory
         self.seed = seed
         self.progress = progress
 
@@ -47,7 +55,13 @@ class Golden(UnlearningMethod):
                     "trained by unlearnkit.train"
                 )
             config = TrainConfig(**info["config"])
-        return train(model, split.retain, seed=self.seed, config=config, progress=self.progress)
+        return train(
+            self.factory or model,
+            split.retain,
+            seed=self.seed,
+            config=config,
+            progress=self.progress,
+        )
 
 
 @register
