@@ -92,3 +92,34 @@ def test_checkpoint_from_a_newer_format_is_refused(tmp_path, digits):
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="upgrade unlearnkit"):
         checkpoint.load(path)
+
+
+class _WithBareParameter(torch.nn.Module):
+    """A user module that PyTorch cannot re-initialise: a parameter without reset_parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.temperature = torch.nn.Parameter(torch.ones(1))
+        self.linear = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.linear(x) / self.temperature
+
+
+def test_a_module_that_cannot_be_reinitialised_says_so_and_a_factory_works(digits):
+    with pytest.raises(ConfigError, match="reset_parameters.*factory"):
+        uk.train(_WithBareParameter(), digits.train, seed=0, epochs=1)
+    a = uk.train(_WithBareParameter, digits.train, seed=3, epochs=1)
+    b = uk.train(_WithBareParameter, digits.train, seed=3, epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    split = uk.select_forget(digits, "class:3")
+    golden = uk.methods.get("golden")(factory=_WithBareParameter, config=uk.TrainConfig(epochs=1))
+    out = golden.unlearn(a, split)
+    assert isinstance(out, _WithBareParameter) and out is not a
+
+
+def test_train_fits_the_models_preprocessing_on_its_own_training_data(digits):
+    split = uk.select_forget(digits, "class:3")
+    model = uk.train(uk.models.make("logreg", digits), split.retain, seed=0, epochs=1)
+    X = split.retain.X.double()
+    assert torch.allclose(model.preprocess[0].mean.double(), X.mean(0), atol=1e-5)

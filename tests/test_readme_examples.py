@@ -1,0 +1,22 @@
+"""README examples run as written (a user copies them first)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _tested_block(tag: str) -> str:
+    text = README.read_text()
+    match = re.search(rf"<!-- tested: {tag}\b.*?-->\s*```python\n(.*?)```", text, re.S)
+    assert match, f"README has no tested block {tag!r}"
+    return match.group(1)
+
+
+def test_own_model_example_runs_as_written(capsys):
+    exec(compile(_tested_block("own-model"), "README.md:own-model", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["finetune", "kl_ft"]
+    assert all("avg_gap" in line for line in lines)
