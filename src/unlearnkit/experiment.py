@@ -56,6 +56,7 @@ class Experiment:
     def describe(self) -> dict:
         return {
             "dataset": self.dataset,
+            "dataset_options": self.dataset_options,
             "model": self.model,
             "model_options": self.model_options,
             "train": self.train.to_dict(),
@@ -134,7 +135,10 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     dataset, splits, classes = prepare(exp)
     check_writable(out)
     template = models.make(exp.model, dataset, **exp.model_options)
-    base_tag = {"experiment": exp.describe()}
+    config = exp.describe()
+    if dataset.schema():  # a file's class names and category vocabularies, to read results back
+        config["data"] = dataset.schema()
+    base_tag = {"experiment": config}
     records: list[dict] = []
     jobs = [(spec, seed) for spec in exp.forget for seed in exp.seeds]
     bar = tqdm(
@@ -227,7 +231,7 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                     "n_forget": len(split.forget),
                     "n_retain": len(split.retain),
                     "params": {k: _jsonable(v) for k, v in params.items()},
-                    "config": exp.describe(),
+                    "config": config,
                     "versions": checkpoint.versions(),
                     **extra,
                 }
@@ -256,6 +260,7 @@ def write_results(records: list[dict], out: Path, exp: Experiment) -> None:
             "seeds": exp.seeds,
             **exp.train.to_dict(),
         },
+        schema=records[0]["config"].get("data") if records else None,
     )
     checkpoint.atomic_write_text(out / "results.json", json.dumps(records, indent=2))
     checkpoint.atomic_write_text(out / "report.md", report)
