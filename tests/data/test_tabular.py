@@ -213,7 +213,7 @@ def test_npz_gapped_labels_are_remapped(tmp_path):
             {"X": np.zeros((10, 2)), "y": np.zeros(10, int), "ids": np.zeros(10)},
             "ids must be 10 integers",
         ),
-        ({"X": np.array([[0.0], [np.nan]] * 5), "y": np.zeros(10, int)}, "X row 1 holds NaN"),
+        ({"X": np.array([[0.0], [np.nan]] * 5), "y": np.zeros(10, int)}, "X\\[1\\] holds NaN"),
         (
             {
                 "X": np.zeros((10, 2)),

@@ -73,7 +73,7 @@ def read_csv(
     path = Path(path)
     _check_task(task)
     header, rows, lines = _read_rows(path)
-    where = _Where(path, header, lines)
+    where = _Where(path, lines)
     if not target or target not in header:
         raise DatasetError(
             f"{path} has no target column {target!r}; columns (from the first non-blank row, "
@@ -178,8 +178,8 @@ def read_npz(
         raise DatasetError(f"{path}: give X_test and y_test together, or neither")
     if "ids_test" in arrays and not has_test:
         raise DatasetError(f"{path}: ids_test is given without X_test and y_test")
-    parts = [("", "X", "y", "ids")] + ([("test ", "X_test", "y_test", "ids_test")] * has_test)
-    for _, xk, yk, ik in parts:
+    parts = [("X", "y", "ids")] + [("X_test", "y_test", "ids_test")] * has_test
+    for xk, yk, ik in parts:
         X, y = arrays[xk], arrays[yk]
         if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
             raise DatasetError(
@@ -194,7 +194,7 @@ def read_npz(
         bad = ~np.isfinite(X.reshape(len(X), -1).astype(np.float64)).all(axis=1)
         if bad.any():
             raise DatasetError(
-                f"{path}: {xk} row {int(np.argmax(bad))} holds NaN or an infinite value "
+                f"{path}: {xk}[{int(np.argmax(bad))}] holds NaN or an infinite value "
                 f"({int(bad.sum())} row(s) in all); impute or drop those rows"
             )
         if ik in arrays:
@@ -254,8 +254,8 @@ def read_npz(
 class _Where:
     """Names a cell as ``file, line N, column 'c'`` for error messages."""
 
-    def __init__(self, path: Path, header: list[str], lines: list[int]):
-        self.path, self.header, self.lines = path, header, lines
+    def __init__(self, path: Path, lines: list[int]):
+        self.path, self.lines = path, lines
 
     def __call__(self, row: int, column: str) -> str:
         return f"{self.path}, line {self.lines[row]}, column {column!r}"
