@@ -57,6 +57,7 @@ class Experiment:
     def describe(self) -> dict:
         return {
             "dataset": self.dataset,
+            "dataset_options": self.dataset_options,
             "model": self.model,
             "model_options": self.model_options,
             "preprocessing": self.preprocessing,
@@ -141,7 +142,10 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     dataset, splits, classes = prepare(exp)
     check_writable(out)
     template = models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
-    base_tag = {"experiment": exp.describe()}
+    config = exp.describe()
+    if dataset.schema():  # a file's class names and category vocabularies, to read results back
+        config["data"] = dataset.schema()
+    base_tag = {"experiment": config}
     records: list[dict] = []
     environment = checkpoint.environment()
     jobs = [(spec, seed) for spec in exp.forget for seed in exp.seeds]
@@ -237,7 +241,7 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
                     "n_forget": len(split.forget),
                     "n_retain": len(split.retain),
                     "params": {k: _jsonable(v) for k, v in params.items()},
-                    "config": exp.describe(),
+                    "config": config,
                     "versions": environment["versions"],
                     "torch_threads": environment["torch_threads"],
                     **extra,
@@ -267,6 +271,7 @@ def write_results(records: list[dict], out: Path, exp: Experiment) -> None:
             "seeds": exp.seeds,
             **exp.train.to_dict(),
         },
+        schema=records[0]["config"].get("data") if records else None,
     )
     checkpoint.atomic_write_text(out / "results.json", json.dumps(records, indent=2))
     checkpoint.atomic_write_text(out / "report.md", report)

@@ -84,3 +84,24 @@ def test_all_covering_and_empty_and_unknown_ids(tmp_path, digits):
     junk.write_text("12\nabc\n")
     with pytest.raises(ForgetSelectionError, match="junk.txt:2"):
         uk.select_forget(digits, f"ids:{junk}")
+
+
+@pytest.fixture
+def pets(tmp_path):
+    rows = ["weight,kind"] + [f"{i},{('cat', 'dog', 'eel')[i % 3]}" for i in range(30)]
+    (tmp_path / "pets.csv").write_text("\n".join(rows))
+    return uk.datasets.load(str(tmp_path / "pets.csv"), target="kind")
+
+
+def test_class_by_label_name_or_index(pets):
+    by_name = uk.select_forget(pets, "class:dog")
+    by_index = uk.select_forget(pets, "class:1")
+    assert torch.equal(by_name.forget.ids, by_index.forget.ids)
+    assert set(by_name.forget.y.tolist()) == {1}
+    assert set(uk.select_forget(pets, "class:cat,eel").forget.y.tolist()) == {0, 2}
+
+
+@pytest.mark.parametrize("spec", ["class:cow", "class:7"])
+def test_unknown_class_lists_the_names(pets, spec):
+    with pytest.raises(ForgetSelectionError, match="0 = cat, 1 = dog, 2 = eel"):
+        uk.select_forget(pets, spec)

@@ -47,12 +47,38 @@ def parse_method_options(items: list[str]) -> dict[str, dict]:
     return options
 
 
+def file_options(*, target: str | None, id_column: str | None, categorical: str | None) -> dict:
+    """The CSV options given on the command line, as ``data.load`` keywords.
+
+    Only options the user gave are passed, so built-in data sets (which take none)
+    load as before, and naming one with a built-in data set is an error there.
+
+    >>> file_options(target="kind", id_column=None, categorical="colour, size")
+    {'target': 'kind', 'categorical': ['colour', 'size']}
+    """
+    options: dict = {}
+    if target is not None:
+        options["target"] = target
+    if id_column is not None:
+        options["id_column"] = id_column
+    if categorical is not None:
+        options["categorical"] = (
+            categorical if categorical in ("auto", "none") else _csv(categorical)
+        )
+    return options
+
+
 @app.command("run")
 def run(
     dataset: Annotated[
         str,
         typer.Option(
-            help="Built-in data set name (see 'unlearnkit datasets') or a .csv/.npz path."
+            help="Built-in data set name (see 'unlearnkit datasets') or a .csv/.npz path. "
+            "CSV: UTF-8 with a header row, one sample per row; the --target column holds the "
+            "labels (strings or integers, mapped to classes 0..K-1 in sorted order), an "
+            "optional --id-column unique integer ids, every other column a feature. Missing "
+            "values (empty, NA, NaN, null) are refused, not imputed. NPZ: arrays X, y and "
+            "optional ids, X_test, y_test, ids_test."
         ),
     ],
     methods: Annotated[
@@ -67,7 +93,8 @@ def run(
     forget: Annotated[
         list[str],
         typer.Option(
-            help="Forget spec: random:<fraction|count>, class:<c>[,<c>], ids:<file>. Repeat for several."
+            help="Forget spec: random:<fraction|count>, class:<c>[,<c>] (a class index, or a "
+            "label of a CSV/NPZ with string labels), ids:<file>. Repeat for several."
         ),
     ] = ["random:0.1"],  # noqa: B006 (typer reads the default; it is never mutated)
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = "0",
@@ -105,6 +132,25 @@ def run(
         int | None,
         typer.Option(help="Cap the MIA attack's training samples per class (default: test size)."),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="CSV: name of the label column (default: label)."),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV: name of the optional column of unique integer sample ids (default: id); "
+            "without it a row's id is its position among the data rows, from 0."
+        ),
+    ] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV: feature columns to one-hot encode: auto (every non-numeric column; the "
+            "default), none (refuse non-numeric cells) or a comma-separated list of columns. "
+            "Categories come from the training rows; an unseen test value encodes to zeros."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train original and golden per seed (cached in OUT), run each method, evaluate, report."""
@@ -122,6 +168,7 @@ def run(
         data_seed=data_seed,
         mia_feature=mia_feature,
         mia_max_samples=mia_max_samples,
+        dataset_options=file_options(target=target, id_column=id_column, categorical=categorical),
     )
     run_experiment(exp, out=out, progress=None if progress else False)
     typer.echo((out / "report.md").read_text())

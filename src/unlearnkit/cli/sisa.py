@@ -10,6 +10,7 @@ import typer
 
 from unlearnkit import data
 from unlearnkit.cli import app
+from unlearnkit.cli.run import file_options
 from unlearnkit.errors import ConfigError
 from unlearnkit.exact.sisa import AGGREGATIONS, SISA
 from unlearnkit.runtime import get_executor
@@ -100,6 +101,16 @@ def fit(
     limit: Annotated[
         int | None, typer.Option(help="keep the first N train samples (fashion_mnist)")
     ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="CSV: the label column (default: label)")
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(help="CSV: the optional column of unique integer ids (default: id)"),
+    ] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="CSV: auto (default), none or columns to one-hot encode")
+    ] = None,
     executor: ExecutorName = "process",
     workers: Workers = None,
     ray_address: RayAddress = None,
@@ -110,6 +121,8 @@ def fit(
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--model-options is not valid JSON ({exc})") from None
     dataset_options = {"limit": limit} if limit is not None else {}
+    # Recorded in the store's metadata, so status and evaluate reload the same data.
+    dataset_options |= file_options(target=target, id_column=id_column, categorical=categorical)
     loaded = data.load(dataset, seed=data_seed, **dataset_options)
     sisa = SISA(
         model=model,

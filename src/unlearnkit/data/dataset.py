@@ -82,6 +82,10 @@ def sha256_of_ids(ids) -> str:
     return hashlib.sha256(arr.astype("<i8").tobytes()).hexdigest()
 
 
+# The keys of ``Dataset.info`` that describe the schema (see :meth:`Dataset.schema`).
+SCHEMA_KEYS = ("label_names", "labels_remapped", "categories")
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A named data set with ``train`` and ``test`` parts.
@@ -102,6 +106,15 @@ class Dataset:
         overlap = torch.isin(self.train.ids, self.test.ids)
         if bool(overlap.any()):
             raise DatasetError("train and test share sample ids; ids must be unique across parts")
+
+    def schema(self) -> dict:
+        """What a results record needs to read class indices and encoded features back.
+
+        The original labels of the classes (``label_names``, index = class) and whether
+        they were remapped to 0..K-1, and the vocabulary of each one-hot encoded column;
+        empty for data sets whose classes are already 0..K-1 and have no such columns.
+        """
+        return {key: self.info[key] for key in SCHEMA_KEYS if self.info.get(key)}
 
     def __repr__(self) -> str:
         return (

@@ -47,7 +47,8 @@ def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> For
     """Split ``data.train`` into retain and forget by ``spec``.
 
     - ``random:0.1`` — a seeded uniform 10% of train; ``random:50`` — 50 samples;
-    - ``class:3`` or ``class:3,5`` — every train sample of those classes;
+    - ``class:3`` or ``class:3,5`` — every train sample of those classes (an index
+      0..K-1, or, for a file with string labels, the label itself: ``class:dog``);
     - ``ids:path.txt`` — one sample id per line (``#`` comments allowed);
     - a list of ids, for use from Python.
 
@@ -115,19 +116,32 @@ def _random(train: Split, arg: str, *, seed: int, spec: str) -> np.ndarray:
 
 
 def _classes(data: Dataset, arg: str, *, spec: str) -> np.ndarray:
+    """Class indices, or the original label names of a file whose labels were mapped."""
     if data.task != "classification":
         raise ForgetSelectionError("class: forgetting needs a classification data set")
-    if not re.fullmatch(r"\d+(,\d+)*", arg):
-        raise ForgetSelectionError(
-            f"classes must be comma-separated integers; got {arg!r} in {spec!r}"
-        )
-    classes = sorted({int(c) for c in arg.split(",")})
-    bad = [c for c in classes if c >= data.num_classes]
+    names = list(data.info.get("label_names") or [])
+    listing = (
+        ", ".join(f"{i} = {n}" for i, n in enumerate(names))
+        if names
+        else f"0..{data.num_classes - 1}"
+    )
+    classes = set()
+    for token in (t.strip() for t in arg.split(",")):
+        # Digits are always an index (the mapped class), so labels 1..3 are named 0..2 here.
+        if re.fullmatch(r"\d+", token):
+            classes.add(int(token))
+        elif token in names:
+            classes.add(names.index(token))
+        else:
+            what = "class indices or label names" if names else "comma-separated integers"
+            raise ForgetSelectionError(
+                f"class {token!r} in {spec!r} is not a class of this data set; give {what} "
+                f"(classes: {listing})"
+            )
+    bad = sorted(c for c in classes if c >= data.num_classes)
     if bad:
-        raise ForgetSelectionError(
-            f"class(es) {bad} not in this data set (classes 0..{data.num_classes - 1})"
-        )
-    mask = torch.isin(data.train.y, torch.tensor(classes))
+        raise ForgetSelectionError(f"class(es) {bad} not in this data set (classes: {listing})")
+    mask = torch.isin(data.train.y, torch.tensor(sorted(classes)))
     return data.train.ids[mask].numpy()
 
 

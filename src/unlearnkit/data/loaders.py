@@ -14,6 +14,7 @@ inputs of golden or of an exact engine's constituents.
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -59,9 +60,19 @@ def load(name: str, *, seed: int = 0, **options) -> Dataset:
     >>> data.num_classes, data.input_shape, len(data.train) + len(data.test)
     (10, (64,), 1797)
     """
-    if name.endswith((".csv", ".npz")):
+    if str(name).lower().endswith((".csv", ".npz")):
         return from_file(name, seed=seed, **options)
-    return _LOADERS.get(name)(seed=seed, **options)
+    loader = _LOADERS.get(name)
+    try:
+        inspect.signature(loader).bind(seed=seed, **options)
+    except TypeError:
+        # Options such as target= belong to user files; say so rather than fail deep inside.
+        raise DatasetError(
+            f"data set {name!r} does not take the option(s) {', '.join(sorted(options))}; "
+            f"it takes: {', '.join(p for p in inspect.signature(loader).parameters if p != 'seed')}"
+            " (target, id_column and categorical apply to .csv/.npz files)"
+        ) from None
+    return loader(seed=seed, **options)
 
 
 # The usual fixed normalisation constants of the two image data sets (mean and standard
@@ -298,8 +309,11 @@ def from_arrays(
     task: str = "classification",
     test_fraction: float = 0.2,
     seed: int = 0,
+    info: dict | None = None,
 ) -> Dataset:
     """User data from arrays. Without ``X_test`` a seeded (stratified) split is made.
+
+    ``info`` is added to ``Dataset.info`` (file readers record the label mapping there).
 
     >>> import numpy as np
     >>> data = from_arrays(np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2)
@@ -342,6 +356,7 @@ def from_arrays(
         input_shape=tuple(X.shape[1:]),
         task=task,
         test=test,
+        info=info,
     )
 
 
@@ -350,53 +365,40 @@ def from_file(
     *,
     target: str = "label",
     id_column: str = "id",
+    categorical: str | list[str] | tuple[str, ...] = "auto",
     task: str = "classification",
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> Dataset:
-    """User data from a CSV (header row; ``target`` column, optional ``id`` column,
-    every other column a numeric feature) or an NPZ (arrays ``X``, ``y``, optional
-    ``ids``, ``X_test``, ``y_test``, ``ids_test``)."""
+    """User data from a CSV or an NPZ file (:mod:`unlearnkit.data.tabular` has the format).
+
+    CSV: a header row; the ``target`` column; an optional ``id_column`` of unique
+    integer ids; every other column a feature, numeric or, per ``categorical``
+    (``"auto"``, ``"none"`` or column names), one-hot encoded. NPZ: arrays ``X``,
+    ``y`` and optional ``ids``, ``X_test``, ``y_test``, ``ids_test``. Class labels
+    are mapped to 0..K-1 in sorted order; ``Dataset.info["label_names"]`` keeps them.
+    """
+    from unlearnkit.data import tabular
+
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"data file {path} does not exist")
-    name = path.stem
-    if path.suffix == ".npz":
-        try:
-            z = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise DatasetError(f"cannot read {path} as NPZ: {exc}") from exc
-        if "X" not in z or "y" not in z:
-            raise DatasetError(f"{path} must hold arrays 'X' and 'y'; found {sorted(z.files)}")
-        get = lambda k: z[k] if k in z.files else None
-        return from_arrays(
-            z["X"], z["y"], ids=get("ids"), X_test=get("X_test"), y_test=get("y_test"),
-            ids_test=get("ids_test"), name=name, task=task, test_fraction=test_fraction,
-            seed=seed,
-        )  # fmt: skip
-    if path.suffix != ".csv":
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        if (target, id_column, categorical) != ("label", "id", "auto"):
+            raise DatasetError(
+                f"{path}: target, id_column and categorical apply to CSV files; an NPZ names "
+                f"its arrays {', '.join(tabular.NPZ_KEYS)}"
+            )
+        return tabular.read_npz(path, task=task, test_fraction=test_fraction, seed=seed)
+    if suffix != ".csv":
         raise DatasetError(f"{path}: only .csv and .npz files are supported")
-    import csv
-
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 3:
-        raise DatasetError(f"{path} needs a header row and at least 2 data rows")
-    header, body = rows[0], rows[1:]
-    if target not in header:
-        raise DatasetError(f"{path} has no {target!r} column; columns: {', '.join(header)}")
-    try:
-        table = np.array(body, dtype=np.float64)
-    except ValueError as exc:
-        raise DatasetError(f"{path} holds a non-numeric value: {exc}") from exc
-    y = table[:, header.index(target)]
-    ids = table[:, header.index(id_column)].astype(np.int64) if id_column in header else None
-    feats = [i for i, h in enumerate(header) if h not in (target, id_column)]
-    if task == "classification":
-        if not np.all(y == np.round(y)):
-            raise DatasetError(f"column {target!r} must hold integer class labels")
-        y = y.astype(np.int64)
-    return from_arrays(
-        table[:, feats], y, ids=ids, name=name, task=task, test_fraction=test_fraction,
+    return tabular.read_csv(
+        path,
+        target=target,
+        id_column=id_column,
+        task=task,
+        categorical=categorical,
+        test_fraction=test_fraction,
         seed=seed,
-    )  # fmt: skip
+    )

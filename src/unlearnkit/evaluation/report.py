@@ -77,13 +77,38 @@ def uninformative_mia_warning(records: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def schema_lines(schema: dict | None) -> list[str]:
+    """Report lines naming remapped classes and one-hot encoded columns (``Dataset.schema()``).
+
+    >>> schema_lines({"label_names": ["cat", "dog"], "labels_remapped": True})
+    ['Classes: 0 = cat, 1 = dog']
+    """
+    schema = schema or {}
+    lines = []
+    if schema.get("labels_remapped"):
+        names = schema["label_names"]
+        lines.append("Classes: " + ", ".join(f"{i} = {n}" for i, n in enumerate(names)))
+    for column, vocabulary in (schema.get("categories") or {}).items():
+        lines.append(f"One-hot encoded `{column}`: {', '.join(map(str, vocabulary))}")
+    return lines
+
+
 def render_report(
-    records: list[dict], *, title: str = "Unlearning report", config: dict | None = None
+    records: list[dict],
+    *,
+    title: str = "Unlearning report",
+    config: dict | None = None,
+    schema: dict | None = None,
 ) -> str:
-    """The whole ``report.md``: a table per forget scenario, then the legend and config."""
+    """The whole ``report.md``: a table per forget scenario, then the legend and config.
+
+    ``schema`` (a data set's ``schema()``) adds the class names and encoded columns.
+    """
     parts = [f"# {title}", ""]
     if config:
         parts += ["Configuration: " + ", ".join(f"`{k}={v}`" for k, v in config.items()), ""]
+    for line in schema_lines(schema):
+        parts += [line, ""]
     seeds = sorted({r["seed"] for r in records})
     parts += [f"Mean ± std over seeds {seeds}; percentages for UA, RA, TA, MIA.", ""]
     for scenario, per_method in summarise(records).items():
