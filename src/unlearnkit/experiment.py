@@ -22,14 +22,12 @@ from tqdm.auto import tqdm
 
 from unlearnkit import checkpoint, data, methods, models
 from unlearnkit.data.forget import ForgetSplit
+from unlearnkit.engines import ENGINES, EXACT_ENGINES  # noqa: F401  (EXACT_ENGINES: re-export)
 from unlearnkit.errors import ConfigError, NonFiniteOutputError, UnlearnkitError
 from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
+from unlearnkit.params import check_seed, check_seeds, declared, validate
 from unlearnkit.training import TrainConfig, progress_enabled, train
-
-# Exact engines that train their own models, run by name beside the registered methods,
-# with the options each accepts.
-EXACT_ENGINES = {"sisa": ("shards", "slices", "aggregation", "executor")}
 
 
 @dataclass
@@ -86,14 +84,16 @@ def prepare(exp: Experiment):
     """Validate the experiment; return the data set, the forget splits per (spec, seed), method classes."""
     if not exp.methods:
         raise ConfigError("no methods given; name at least one (see 'unlearnkit methods')")
-    if not exp.seeds:
-        raise ConfigError("no seeds given")
+    check_seeds(exp.seeds, what="seeds")
+    check_seed(exp.data_seed, what="data_seed")
     if not exp.forget:
         raise ConfigError("no forget spec given")
-    classes = {name: methods.get(name) for name in exp.methods if name not in EXACT_ENGINES}
+    classes = {name: methods.get(name) for name in exp.methods if name not in ENGINES}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
+    for name in exp.methods:  # bad hyper-parameters fail before any data is loaded
+        validate(ENGINES.get(name) or classes[name], exp.method_options.get(name, {}), name=name)
     dataset = data.load(exp.dataset, seed=exp.data_seed, **exp.dataset_options)
     models.make(exp.model, dataset, **exp.model_options)  # fails now on a bad model name/option
     splits = {
@@ -101,17 +101,16 @@ def prepare(exp: Experiment):
         for spec in exp.forget
         for seed in exp.seeds
     }
-    for name in set(exp.methods) & set(EXACT_ENGINES):
-        bad = set(exp.method_options.get(name, {})) - set(EXACT_ENGINES[name])
-        if bad:
+    if "sisa" in exp.methods:  # the one check that needs the data: samples per slice
+        defaults = {k: p.default for k, p in declared(ENGINES["sisa"]).items()}
+        options = {**defaults, **exp.method_options.get("sisa", {})}
+        n = min(len(s.retain) for s in splits.values())  # SISA's golden fits on retain
+        if n // options["shards"] < options["slices"]:
             raise ConfigError(
-                f"bad options for {name}: {sorted(bad)}; valid: {', '.join(EXACT_ENGINES[name])}"
+                f"sisa: {n} train samples in {options['shards']} shards leave fewer than "
+                f"{options['slices']} samples (one per slice) in some shard; "
+                "use fewer shards or slices"
             )
-    for name, cls in classes.items():  # bad hyper-parameter names fail before any training
-        try:
-            cls(**exp.method_options.get(name, {}))
-        except TypeError as exc:
-            raise ConfigError(f"bad options for method {name!r}: {exc}") from None
     return dataset, splits, classes
 
 
