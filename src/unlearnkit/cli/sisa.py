@@ -8,13 +8,9 @@ from typing import Annotated
 
 import typer
 
-from unlearnkit import data
 from unlearnkit.cli import app
+from unlearnkit.engines import SISA_AGGREGATIONS
 from unlearnkit.errors import ConfigError
-from unlearnkit.exact.sisa import AGGREGATIONS, SISA
-from unlearnkit.runtime import get_executor
-from unlearnkit.training import TrainConfig
-from unlearnkit.training import accuracy as model_accuracy
 
 sisa_app = typer.Typer(
     name="sisa",
@@ -34,6 +30,8 @@ Store = Annotated[Path, typer.Argument(help="store directory made by 'sisa fit'"
 
 
 def _executor(name: str, workers: int | None, ray_address: str | None):
+    from unlearnkit.runtime import get_executor
+
     return get_executor(name, workers=workers, address=ray_address)
 
 
@@ -61,8 +59,10 @@ def parse_ids(text: str) -> list[int]:
         ) from None
 
 
-def _test_split(sisa: SISA, dataset: str | None):
+def _test_split(sisa, dataset: str | None):
     """The test part of the data the store was fitted on (recorded by ``sisa fit``)."""
+    from unlearnkit import data
+
     reference = sisa.config_.get("metadata", {}).get("dataset")
     if dataset is not None:
         return data.load(dataset, seed=reference["seed"] if reference else 0).test
@@ -85,7 +85,9 @@ def fit(
     batch_size: Annotated[int, typer.Option()] = 64,
     lr: Annotated[float, typer.Option()] = 0.05,
     optimizer: Annotated[str, typer.Option(help="sgd or adam")] = "sgd",
-    aggregation: Annotated[str, typer.Option(help=f"one of {', '.join(AGGREGATIONS)}")] = "vote",
+    aggregation: Annotated[
+        str, typer.Option(help=f"one of {', '.join(SISA_AGGREGATIONS)}")
+    ] = "vote",
     seed: Annotated[
         int, typer.Option(help="seed of the shuffle, initialisations and data order")
     ] = 0,
@@ -98,6 +100,10 @@ def fit(
     ray_address: RayAddress = None,
 ) -> None:
     """Shard, slice and train a SISA ensemble; the store holds everything forget needs."""
+    from unlearnkit import data
+    from unlearnkit.exact.sisa import SISA
+    from unlearnkit.training import TrainConfig
+
     try:
         options = json.loads(model_options)
     except json.JSONDecodeError as exc:
@@ -139,6 +145,8 @@ def forget(
     ray_address: RayAddress = None,
 ) -> None:
     """Forget ids: retrain only the shards that saw them, from their earliest affected slice."""
+    from unlearnkit.exact.sisa import SISA
+
     if (ids is None) == (not resume):
         raise ConfigError("give --ids FILE|LIST, or --resume to finish an interrupted request")
     with SISA.load(store, executor=_executor(executor, workers, ray_address)) as sisa:
@@ -162,6 +170,8 @@ def status(
     ] = None,
 ) -> None:
     """Shards, their sizes, requests served, pending work, disk use and test accuracy."""
+    from unlearnkit.exact.sisa import SISA
+
     sisa = SISA.load(store, executor="serial")
     info = sisa.status()
     sizes = info["shard_sizes"]
@@ -201,6 +211,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Accuracy of the aggregate (vote and softmax) and of each constituent; file integrity."""
+    from unlearnkit.exact.sisa import AGGREGATIONS, SISA
+    from unlearnkit.training import accuracy as model_accuracy
+
     sisa = SISA.load(store, executor="serial")
     problems = sisa.verify()
     test = _test_split(sisa, dataset)

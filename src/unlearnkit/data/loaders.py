@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from unlearnkit.data.dataset import Dataset, Split
 from unlearnkit.errors import DatasetError, UnknownDatasetError
@@ -81,6 +80,8 @@ def _build(
     test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
     if test is None:
+        from sklearn.model_selection import train_test_split  # lazy: sklearn takes ~1 s
+
         if not 0 < test_fraction < 1:
             raise DatasetError(f"test_fraction must be in (0, 1); got {test_fraction}")
         stratify = y if task == "classification" else None
