@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 from unlearnkit import checkpoint, data, methods, models
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.engines import ENGINES, EXACT_ENGINES  # noqa: F401  (EXACT_ENGINES: re-export)
-from unlearnkit.errors import ConfigError, NonFiniteOutputError, UnlearnkitError
+from unlearnkit.errors import ConfigError, NonFiniteOutputError
 from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
 from unlearnkit.params import check_seed, check_seeds, declared, validate
+from unlearnkit.paths import check_writable  # noqa: F401  (also re-exported)
 from unlearnkit.training import TrainConfig, progress_enabled, train
 
 
@@ -67,19 +68,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def check_writable(out: Path) -> None:
-    """Fail early, with a clear message, if ``out`` cannot hold results."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UnlearnkitError(
-            f"cannot write to output folder {out}: {exc.strerror}; choose another --out"
-        ) from None
-
-
 def prepare(exp: Experiment):
     """Validate the experiment; return the data set, the forget splits per (spec, seed), method classes."""
     if not exp.methods:
@@ -88,6 +76,8 @@ def prepare(exp: Experiment):
     check_seed(exp.data_seed, what="data_seed")
     if not exp.forget:
         raise ConfigError("no forget spec given")
+    if exp.train.epochs < 1:  # allowed by TrainConfig, but 0 epochs compares untrained models
+        raise ConfigError(f"training epochs must be >= 1; got {exp.train.epochs}")
     classes = {name: methods.get(name) for name in exp.methods if name not in ENGINES}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
@@ -132,6 +122,7 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     out = Path(out)
     dataset, splits, classes = prepare(exp)
     check_writable(out)
+    out.mkdir(parents=True, exist_ok=True)
     template = models.make(exp.model, dataset, **exp.model_options)
     base_tag = {"experiment": exp.describe()}
     records: list[dict] = []

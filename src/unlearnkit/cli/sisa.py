@@ -64,11 +64,24 @@ def _test_split(sisa, dataset: str | None):
     from unlearnkit import data
 
     reference = sisa.config_.get("metadata", {}).get("dataset")
-    if dataset is not None:
-        return data.load(dataset, seed=reference["seed"] if reference else 0).test
-    if reference is None:
-        return None
-    return data.load(reference["name"], seed=reference["seed"], **reference.get("options", {})).test
+    if dataset is None:
+        if reference is None:
+            return None
+        return data.load(
+            reference["name"], seed=reference["seed"], **reference.get("options", {})
+        ).test
+    loaded = data.load(dataset, seed=reference["seed"] if reference else 0)
+    fitted = sisa.config_["data"]
+    shape, classes = tuple(fitted["input_shape"]), fitted["num_classes"]
+    if loaded.input_shape != shape or loaded.num_classes != classes:
+        # Scoring other data would fail inside the model (or score nonsense): say why.
+        name = f"; name that data ({reference['name']})" if reference else ""
+        raise ConfigError(
+            f"--dataset {dataset} has input shape {loaded.input_shape} and "
+            f"{loaded.num_classes} classes, but the store was fitted on data with input shape "
+            f"{shape} and {classes} classes{name}, or leave --dataset out"
+        )
+    return loaded.test
 
 
 @sisa_app.command("fit")
@@ -102,12 +115,21 @@ def fit(
     """Shard, slice and train a SISA ensemble; the store holds everything forget needs."""
     from unlearnkit import data
     from unlearnkit.exact.sisa import SISA
+    from unlearnkit.params import check_seed
+    from unlearnkit.paths import check_writable
     from unlearnkit.training import TrainConfig
 
     try:
         options = json.loads(model_options)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--model-options is not valid JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f'--model-options must be a JSON object such as {{"hidden": [64]}}; got {model_options}'
+        )
+    check_seed(seed, what="--seed")
+    check_seed(data_seed, what="--data-seed")
+    check_writable(out)
     dataset_options = {"limit": limit} if limit is not None else {}
     loaded = data.load(dataset, seed=data_seed, **dataset_options)
     sisa = SISA(

@@ -77,9 +77,11 @@ def theory(
     Models: pretrained, FT, golden, A (forget-feature reset), A+FT, B+FT
     (retention-based reset then FT) and projection (retain row space, then FT).
     """
+    from unlearnkit.paths import check_writable
     from unlearnkit.theory import sweeps
 
     name = sweep.value
+    check_writable(out)
     started = time.perf_counter()
     result = sweeps.run_sweep(
         name,
