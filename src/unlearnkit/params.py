@@ -176,10 +176,13 @@ def declared(target: type | Any) -> dict[str, Param]:
     for fn in functions:
         hints = typing.get_type_hints(fn, include_extras=True)
         forwards = False
-        for p in inspect.signature(fn).parameters.values():
+        params = list(inspect.signature(fn).parameters.values())
+        for p in params[1:] if isinstance(target, type) else params:  # skip `self`
             if p.kind is p.VAR_KEYWORD:
                 forwards = True
-            elif p.kind is p.KEYWORD_ONLY and p.name not in out:
+            elif p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in out:
+                # Positional-or-keyword too: a dataclass (a recipe such as TrainConfig) is
+                # checked field by field the same way.
                 out[p.name] = _param(p.name, hints.get(p.name, p.empty), p.default)
         if not forwards:
             break
@@ -219,10 +222,7 @@ def _coerce(param: Param, value: Any, where: str) -> Any:
             return value
         elif dataclasses.is_dataclass(kind) and isinstance(value, dict):
             # A recipe such as TrainConfig may come from the command line as a JSON object.
-            try:
-                return kind(**value)
-            except TypeError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
+            return kind(**validate(kind, value, name=where))
     else:
         raise wrong()
     if isinstance(param.bound, Range) and value not in param.bound:

@@ -85,6 +85,10 @@ CASES = [
     ("train-lr-negative", run(lr="-1"), "lr > 0"),
     ("train-batch-size-zero", run(batch_size="0"), "batch_size >= 1"),
     ("train-optimizer", run(optimizer="foo"), "optimizer must be one of"),
+    ("train-lr-nan", run(lr="nan"), "train.lr must be a finite number; got nan"),
+    ("train-lr-inf", run(lr="inf"), "train.lr must be a finite number; got inf"),
+    ("golden-config-field", run(_o='golden.config={{"epochs": "a"}}'), "golden.config.epochs must be an integer; got 'a'"),
+    ("mia-max-samples-zero", run(mia_max_samples="0"), "mia_max_samples must be >= 1"),
     ("hidden-zero", run(hidden="0"), "hidden widths must be positive integers"),
     ("hidden-abc", run(hidden="abc"), "--hidden must be comma-separated integers"),
     ("cnn-on-tabular", run(model="cnn"), "cnn needs image inputs"),
@@ -113,6 +117,7 @@ CASES = [
     ("fit-aggregation", fit(aggregation="foo"), "aggregation must be one of"),
     ("fit-executor", fit(executor="foo"), "unknown executor 'foo'"),
     ("fit-optimizer", fit(optimizer="foo"), "optimizer must be one of"),
+    ("fit-lr-nan", fit(lr="nan"), "training.lr must be a finite number; got nan"),
     # sisa forget | status | evaluate
     ("forget-ids-dir", ["sisa", "forget", "{store}", "--ids", "{dir}", "--executor", "serial"], "is not an integer id"),
     ("forget-unknown-id", ["sisa", "forget", "{store}", "--ids", "99999", "--executor", "serial"], "never part of this SISA's training data"),

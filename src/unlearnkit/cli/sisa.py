@@ -115,7 +115,7 @@ def fit(
     """Shard, slice and train a SISA ensemble; the store holds everything forget needs."""
     from unlearnkit import data
     from unlearnkit.exact.sisa import SISA
-    from unlearnkit.params import check_seed
+    from unlearnkit.params import check_seed, validate
     from unlearnkit.paths import check_writable
     from unlearnkit.training import TrainConfig
 
@@ -130,6 +130,8 @@ def fit(
     check_seed(seed, what="--seed")
     check_seed(data_seed, what="--data-seed")
     check_writable(out)
+    training = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer)
+    validate(TrainConfig, training.to_dict(), name="training")  # finite --lr
     dataset_options = {"limit": limit} if limit is not None else {}
     loaded = data.load(dataset, seed=data_seed, **dataset_options)
     sisa = SISA(
@@ -138,7 +140,7 @@ def fit(
         shards=shards,
         slices=slices,
         epochs=epochs,
-        training=TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer),
+        training=training,
         aggregation=aggregation,
         seed=seed,
         store=out,
