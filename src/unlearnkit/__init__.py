@@ -9,24 +9,41 @@
 ['MIA', 'MIA_attack_acc', 'RA', 'TA', 'UA']
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from unlearnkit import data as datasets  # noqa: E402
-from unlearnkit import exact, methods, models  # noqa: E402
-from unlearnkit.data import ForgetSplit, select_forget  # noqa: E402
-from unlearnkit.evaluation import evaluate  # noqa: E402
-from unlearnkit.training import TrainConfig, accuracy, train  # noqa: E402
+# The public names are imported on first use (PEP 562), not here: importing torch and
+# scikit-learn takes seconds, and the command line must answer `--help` without them.
+_LAZY = {
+    "datasets": ("unlearnkit.data", None),
+    "exact": ("unlearnkit.exact", None),
+    "methods": ("unlearnkit.methods", None),
+    "models": ("unlearnkit.models", None),
+    "ForgetSplit": ("unlearnkit.data", "ForgetSplit"),
+    "select_forget": ("unlearnkit.data", "select_forget"),
+    "evaluate": ("unlearnkit.evaluation", "evaluate"),
+    "TrainConfig": ("unlearnkit.training", "TrainConfig"),
+    "accuracy": ("unlearnkit.training", "accuracy"),
+    "train": ("unlearnkit.training", "train"),
+}
 
-__all__ = [
-    "ForgetSplit",
-    "TrainConfig",
-    "__version__",
-    "accuracy",
-    "datasets",
-    "evaluate",
-    "exact",
-    "methods",
-    "models",
-    "select_forget",
-    "train",
-]
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'unlearnkit' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

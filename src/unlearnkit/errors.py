@@ -44,6 +44,10 @@ class ConfigError(UnlearnkitError):
     """A hyper-parameter or option has an invalid value."""
 
 
+class OutputError(UnlearnkitError):
+    """An output folder (``--out``) is a file, or cannot be created or written."""
+
+
 class StoreError(UnlearnkitError):
     """A persistent store (SISA, linear engine, ...) is missing, corrupt or incompatible."""
 

@@ -22,14 +22,13 @@ from tqdm.auto import tqdm
 
 from unlearnkit import checkpoint, data, methods, models
 from unlearnkit.data.forget import ForgetSplit
-from unlearnkit.errors import ConfigError, NonFiniteOutputError, UnlearnkitError
+from unlearnkit.engines import ENGINES, EXACT_ENGINES  # noqa: F401  (EXACT_ENGINES: re-export)
+from unlearnkit.errors import ConfigError, NonFiniteOutputError
 from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
+from unlearnkit.params import check_seed, check_seeds, declared, validate
+from unlearnkit.paths import check_writable  # noqa: F401  (also re-exported)
 from unlearnkit.training import TrainConfig, progress_enabled, train
-
-# Exact engines that train their own models, run by name beside the registered methods,
-# with the options each accepts.
-EXACT_ENGINES = {"sisa": ("shards", "slices", "aggregation", "executor")}
 
 
 @dataclass
@@ -72,35 +71,31 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def check_writable(out: Path) -> None:
-    """Fail early, with a clear message, if ``out`` cannot hold results."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UnlearnkitError(
-            f"cannot write to output folder {out}: {exc.strerror}; choose another --out"
-        ) from None
-
-
 def prepare(exp: Experiment):
     """Validate the experiment; return the data set, the forget splits per (spec, seed), method classes."""
     if not exp.methods:
         raise ConfigError("no methods given; name at least one (see 'unlearnkit methods')")
-    if not exp.seeds:
-        raise ConfigError("no seeds given")
+    check_seeds(exp.seeds, what="seeds")
+    check_seed(exp.data_seed, what="data_seed")
     if not exp.forget:
         raise ConfigError("no forget spec given")
+    validate(TrainConfig, exp.train.to_dict(), name="train")  # types, and finite numbers
+    if exp.train.epochs < 1:  # allowed by TrainConfig, but 0 epochs compares untrained models
+        raise ConfigError(f"training epochs must be >= 1; got {exp.train.epochs}")
+    if exp.mia_max_samples is not None and exp.mia_max_samples < 1:
+        raise ConfigError(
+            f"mia_max_samples must be >= 1 (or None for the test size); got {exp.mia_max_samples}"
+        )
     from unlearnkit.evaluation.mia import FEATURES
 
     if exp.mia_feature not in FEATURES:
         raise ConfigError(f"unknown MIA feature {exp.mia_feature!r}; valid: {', '.join(FEATURES)}")
-    classes = {name: methods.get(name) for name in exp.methods if name not in EXACT_ENGINES}
+    classes = {name: methods.get(name) for name in exp.methods if name not in ENGINES}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
+    for name in exp.methods:  # bad hyper-parameters fail before any data is loaded
+        validate(ENGINES.get(name) or classes[name], exp.method_options.get(name, {}), name=name)
     dataset = data.load(exp.dataset, seed=exp.data_seed, **exp.dataset_options)
     # Fails now on a bad model name, option or preprocessing.
     models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
@@ -109,17 +104,16 @@ def prepare(exp: Experiment):
         for spec in exp.forget
         for seed in exp.seeds
     }
-    for name in set(exp.methods) & set(EXACT_ENGINES):
-        bad = set(exp.method_options.get(name, {})) - set(EXACT_ENGINES[name])
-        if bad:
+    if "sisa" in exp.methods:  # the one check that needs the data: samples per slice
+        defaults = {k: p.default for k, p in declared(ENGINES["sisa"]).items()}
+        options = {**defaults, **exp.method_options.get("sisa", {})}
+        n = min(len(s.retain) for s in splits.values())  # SISA's golden fits on retain
+        if n // options["shards"] < options["slices"]:
             raise ConfigError(
-                f"bad options for {name}: {sorted(bad)}; valid: {', '.join(EXACT_ENGINES[name])}"
+                f"sisa: {n} train samples in {options['shards']} shards leave fewer than "
+                f"{options['slices']} samples (one per slice) in some shard; "
+                "use fewer shards or slices"
             )
-    for name, cls in classes.items():  # bad hyper-parameter names fail before any training
-        try:
-            cls(**exp.method_options.get(name, {}))
-        except TypeError as exc:
-            raise ConfigError(f"bad options for method {name!r}: {exc}") from None
     return dataset, splits, classes
 
 
@@ -141,6 +135,7 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
     out = Path(out)
     dataset, splits, classes = prepare(exp)
     check_writable(out)
+    out.mkdir(parents=True, exist_ok=True)
     template = models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
     config = exp.describe()
     if dataset.schema():  # a file's class names and category vocabularies, to read results back

@@ -51,7 +51,7 @@ def test_sisa_runs_beside_the_approximate_methods(tmp_path):
     assert sisa["method"] == "sisa" and sisa["identical_to_golden"] is True
     assert sisa["avg_gap"] == 0  # compared with its own golden, SISA is exact
     assert sisa["TA_monolithic_golden"] == records[0]["TA"]
-    with pytest.raises(ConfigError, match="bad options for sisa"):
+    with pytest.raises(ConfigError, match="bad options for method .sisa.: no parameter .shard."):
         run_experiment(
             Experiment(dataset="digits", model="mlp", forget=["random:5"], methods=["sisa"],
                        method_options={"sisa": {"shard": 3}}),

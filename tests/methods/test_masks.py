@@ -186,14 +186,13 @@ def test_rbm_keeping_everything_is_plain_finetuning(trained):
     assert all(torch.equal(a, b) for a, b in zip(rbm.parameters(), ft.parameters(), strict=True))
 
 
-def test_masking_methods_reject_bad_options(trained):
-    model, split = trained
-    with pytest.raises(ConfigError, match="salun: keep"):
-        get("salun")(keep=1.5).unlearn(model, split)
-    with pytest.raises(ConfigError, match="rbm: reset must be one of"):
-        get("rbm")(reset="random").unlearn(model, split)
-    with pytest.raises(ConfigError, match="rbm: saliency must be one of"):
-        get("rbm")(saliency="hessian").unlearn(model, split)
+def test_masking_methods_reject_bad_options_at_construction():
+    with pytest.raises(ConfigError, match="salun.keep must be"):
+        get("salun")(keep=1.5)
+    with pytest.raises(ConfigError, match="rbm.reset must be one of"):
+        get("rbm")(reset="random")
+    with pytest.raises(ConfigError, match="rbm.saliency must be one of"):
+        get("rbm")(saliency="hessian")
 
 
 def test_salun_keeping_everything_is_the_unmasked_random_label_objective(trained):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from unlearnkit import data, methods
 from unlearnkit.cli import app
-from unlearnkit.experiment import EXACT_ENGINES
 
 
 @app.command("datasets")
 def list_datasets() -> None:
     """List the built-in data sets, one per line (a .csv or .npz path also works)."""
+    from unlearnkit import data
+
     for name, text in data.describe().items():
         typer.echo(f"{name:<15} {text}")
 
@@ -19,6 +19,9 @@ def list_datasets() -> None:
 @app.command("methods")
 def list_methods() -> None:
     """List the registered unlearning methods, one per line, with their capabilities."""
+    from unlearnkit import methods
+    from unlearnkit.engines import EXACT_ENGINES
+
     for name in methods.names():
         cls = methods.get(name)
         flags = ",".join(

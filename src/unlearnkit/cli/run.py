@@ -10,8 +10,6 @@ import typer
 
 from unlearnkit.cli import app
 from unlearnkit.errors import ConfigError
-from unlearnkit.experiment import Experiment, run_experiment
-from unlearnkit.training import TrainConfig
 
 
 def _csv(text: str) -> list[str]:
@@ -154,6 +152,9 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train original and golden per seed (cached in OUT), run each method, evaluate, report."""
+    from unlearnkit.experiment import Experiment, run_experiment
+    from unlearnkit.training import TrainConfig
+
     model_options = {"hidden": _ints(hidden, "--hidden")} if hidden else {}
     exp = Experiment(
         dataset=dataset,

@@ -8,14 +8,10 @@ from typing import Annotated
 
 import typer
 
-from unlearnkit import data
 from unlearnkit.cli import app
 from unlearnkit.cli.run import file_options
+from unlearnkit.engines import SISA_AGGREGATIONS
 from unlearnkit.errors import ConfigError
-from unlearnkit.exact.sisa import AGGREGATIONS, SISA
-from unlearnkit.runtime import get_executor
-from unlearnkit.training import TrainConfig
-from unlearnkit.training import accuracy as model_accuracy
 
 sisa_app = typer.Typer(
     name="sisa",
@@ -35,6 +31,8 @@ Store = Annotated[Path, typer.Argument(help="store directory made by 'sisa fit'"
 
 
 def _executor(name: str, workers: int | None, ray_address: str | None):
+    from unlearnkit.runtime import get_executor
+
     return get_executor(name, workers=workers, address=ray_address)
 
 
@@ -62,14 +60,29 @@ def parse_ids(text: str) -> list[int]:
         ) from None
 
 
-def _test_split(sisa: SISA, dataset: str | None):
+def _test_split(sisa, dataset: str | None):
     """The test part of the data the store was fitted on (recorded by ``sisa fit``)."""
+    from unlearnkit import data
+
     reference = sisa.config_.get("metadata", {}).get("dataset")
-    if dataset is not None:
-        return data.load(dataset, seed=reference["seed"] if reference else 0).test
-    if reference is None:
-        return None
-    return data.load(reference["name"], seed=reference["seed"], **reference.get("options", {})).test
+    if dataset is None:
+        if reference is None:
+            return None
+        return data.load(
+            reference["name"], seed=reference["seed"], **reference.get("options", {})
+        ).test
+    loaded = data.load(dataset, seed=reference["seed"] if reference else 0)
+    fitted = sisa.config_["data"]
+    shape, classes = tuple(fitted["input_shape"]), fitted["num_classes"]
+    if loaded.input_shape != shape or loaded.num_classes != classes:
+        # Scoring other data would fail inside the model (or score nonsense): say why.
+        name = f"; name that data ({reference['name']})" if reference else ""
+        raise ConfigError(
+            f"--dataset {dataset} has input shape {loaded.input_shape} and "
+            f"{loaded.num_classes} classes, but the store was fitted on data with input shape "
+            f"{shape} and {classes} classes{name}, or leave --dataset out"
+        )
+    return loaded.test
 
 
 @sisa_app.command("fit")
@@ -86,7 +99,9 @@ def fit(
     batch_size: Annotated[int, typer.Option()] = 64,
     lr: Annotated[float, typer.Option()] = 0.05,
     optimizer: Annotated[str, typer.Option(help="sgd or adam")] = "sgd",
-    aggregation: Annotated[str, typer.Option(help=f"one of {', '.join(AGGREGATIONS)}")] = "vote",
+    aggregation: Annotated[
+        str, typer.Option(help=f"one of {', '.join(SISA_AGGREGATIONS)}")
+    ] = "vote",
     preprocessing: Annotated[
         str,
         typer.Option(
@@ -116,10 +131,25 @@ def fit(
     ray_address: RayAddress = None,
 ) -> None:
     """Shard, slice and train a SISA ensemble; the store holds everything forget needs."""
+    from unlearnkit import data
+    from unlearnkit.exact.sisa import SISA
+    from unlearnkit.params import check_seed, validate
+    from unlearnkit.paths import check_writable
+    from unlearnkit.training import TrainConfig
+
     try:
         options = json.loads(model_options)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--model-options is not valid JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f'--model-options must be a JSON object such as {{"hidden": [64]}}; got {model_options}'
+        )
+    check_seed(seed, what="--seed")
+    check_seed(data_seed, what="--data-seed")
+    check_writable(out)
+    training = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer)
+    validate(TrainConfig, training.to_dict(), name="training")  # finite --lr
     dataset_options = {"limit": limit} if limit is not None else {}
     # Recorded in the store's metadata, so status and evaluate reload the same data.
     dataset_options |= file_options(target=target, id_column=id_column, categorical=categorical)
@@ -131,7 +161,7 @@ def fit(
         shards=shards,
         slices=slices,
         epochs=epochs,
-        training=TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer),
+        training=training,
         aggregation=aggregation,
         seed=seed,
         store=out,
@@ -160,6 +190,8 @@ def forget(
     ray_address: RayAddress = None,
 ) -> None:
     """Forget ids: retrain only the shards that saw them, from their earliest affected slice."""
+    from unlearnkit.exact.sisa import SISA
+
     if (ids is None) == (not resume):
         raise ConfigError("give --ids FILE|LIST, or --resume to finish an interrupted request")
     with SISA.load(store, executor=_executor(executor, workers, ray_address)) as sisa:
@@ -183,6 +215,8 @@ def status(
     ] = None,
 ) -> None:
     """Shards, their sizes, requests served, pending work, disk use and test accuracy."""
+    from unlearnkit.exact.sisa import SISA
+
     sisa = SISA.load(store, executor="serial")
     info = sisa.status()
     sizes = info["shard_sizes"]
@@ -222,6 +256,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Accuracy of the aggregate (vote and softmax) and of each constituent; file integrity."""
+    from unlearnkit.exact.sisa import AGGREGATIONS, SISA
+    from unlearnkit.training import accuracy as model_accuracy
+
     sisa = SISA.load(store, executor="serial")
     problems = sisa.verify()
     test = _test_split(sisa, dataset)

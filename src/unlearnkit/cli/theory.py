@@ -11,9 +11,14 @@ import typer
 
 from unlearnkit.cli import app
 from unlearnkit.errors import ConfigError
-from unlearnkit.theory import sweeps
 
-SweepName = Enum("SweepName", {n.replace("-", "_"): n for n in sweeps.names()}, type=str)
+# Copies of ``unlearnkit.theory.sweeps.names()`` and ``DEFAULT_SEEDS``: importing the lab to
+# read them would load numpy and torch before `--help` can answer.
+# tests/cli/test_cli_startup.py keeps them equal to the originals.
+SWEEP_NAMES = ("overlap", "forget-ratio", "width", "noise", "ridge")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+
+SweepName = Enum("SweepName", {n.replace("-", "_"): n for n in SWEEP_NAMES}, type=str)
 
 
 class Solver(StrEnum):
@@ -48,7 +53,7 @@ def theory(
     ],
     out: Annotated[Path, typer.Option(help="Folder for theory.csv, theory.json, theory.png.")],
     seeds: Annotated[str, typer.Option(help="Comma-separated scenario seeds.")] = ",".join(
-        map(str, sweeps.DEFAULT_SEEDS)
+        map(str, DEFAULT_SEEDS)
     ),
     values: Annotated[
         str | None,
@@ -72,7 +77,11 @@ def theory(
     Models: pretrained, FT, golden, A (forget-feature reset), A+FT, B+FT
     (retention-based reset then FT) and projection (retain row space, then FT).
     """
+    from unlearnkit.paths import check_writable
+    from unlearnkit.theory import sweeps
+
     name = sweep.value
+    check_writable(out)
     started = time.perf_counter()
     result = sweeps.run_sweep(
         name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,11 @@ def _random(train: Split, arg: str, *, seed: int, spec: str) -> np.ndarray:
         value = float(arg)
     except ValueError:
         raise ForgetSelectionError(f"random amount {arg!r} in {spec!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ForgetSelectionError(
+            f"random amount {arg!r} in {spec!r} is not a finite number; give a fraction in "
+            f"(0, 1) such as random:0.1, or a count in 1..{n - 1} such as random:50"
+        )
     if "." in arg or "e" in arg.lower():
         if not 0 < value < 1:
             raise ForgetSelectionError(

@@ -8,10 +8,9 @@ returns a *new* model and never changes the one it is given.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import nn
@@ -19,8 +18,13 @@ from torch import nn
 from unlearnkit.data.dataset import Split
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import ConfigError, UnknownMethodError
+from unlearnkit.params import Range, Seed, declared, validate
 from unlearnkit.registry import Registry
 from unlearnkit.training import epoch_order, progress_enabled
+
+# Declarations shared by the fine-tuning methods (each states its own default).
+Epochs = Annotated[int, Range(ge=1)]
+LearningRate = Annotated[float, Range(gt=0)]
 
 REGISTRY: Registry[type[UnlearningMethod]] = Registry("method", error=UnknownMethodError)
 
@@ -40,7 +44,21 @@ def names() -> list[str]:
     return REGISTRY.names()
 
 
-class UnlearningMethod:
+class _ValidatedOnConstruction(type):
+    """Checks (and coerces) the keyword arguments of every method against its declarations.
+
+    Done here, around the whole ``__init__`` chain, rather than in each ``__init__``,
+    so the check runs once, for the class actually built, however many parents its
+    ``__init__`` forwards to; and no method can forget to do it.
+    """
+
+    def __call__(cls, *args, **options):
+        return super().__call__(
+            *args, **validate(cls, options, name=cls.__dict__.get("name", cls.__name__))
+        )
+
+
+class UnlearningMethod(metaclass=_ValidatedOnConstruction):
     """Base class. Subclasses set the class attributes and implement ``unlearn``.
 
     Capabilities:
@@ -49,6 +67,10 @@ class UnlearningMethod:
     - ``needs_retain``: reads the retained samples (``split.retain``).
     A method whose flag is False must give the same result whatever that data holds;
     the conformance test checks this.
+
+    Hyper-parameters are keyword-only ``__init__`` parameters whose type and range
+    are declared with ``typing.Annotated`` (see :mod:`unlearnkit.params`); they are
+    checked when the method is constructed, so a bad value fails before any work.
     """
 
     name: ClassVar[str]
@@ -71,8 +93,7 @@ class UnlearningMethod:
 
     def get_params(self) -> dict:
         """The hyper-parameters given to ``__init__`` (scikit-learn style)."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+        return {p: getattr(self, p) for p in declared(type(self)) if hasattr(self, p)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -132,12 +153,12 @@ class FineTuneMethod(UnlearningMethod):
     def __init__(
         self,
         *,
-        epochs: int = 2,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 64,
-        seed: int = 0,
+        epochs: Epochs = 2,
+        lr: LearningRate = 0.01,
+        momentum: Annotated[float, Range(ge=0)] = 0.9,
+        weight_decay: Annotated[float, Range(ge=0)] = 5e-4,
+        batch_size: Annotated[int, Range(ge=1)] = 64,
+        seed: Seed = 0,
         progress: bool | None = None,
     ) -> None:
         self.epochs = epochs
@@ -164,14 +185,7 @@ class FineTuneMethod(UnlearningMethod):
         pass
 
     # -- the loop -------------------------------------------------------------
-    def check(self) -> None:
-        if self.epochs < 1 or self.lr <= 0 or self.batch_size < 1:
-            raise ConfigError(
-                f"{self.name}: need epochs >= 1, lr > 0, batch_size >= 1; got {self.get_params()}"
-            )
-
     def unlearn(self, model: nn.Module, split: ForgetSplit) -> nn.Module:
-        self.check()
         model = copy.deepcopy(model)
         mask = self.gradient_mask(model, split)  # from the original weights, before any step
         model, retain, forget = self.prepare(model, split)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Annotated
+
 import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import ConfigError
 from unlearnkit.methods.base import (
+    Epochs,
     FineTuneMethod,
+    LearningRate,
     UnlearningMethod,
     joint_logits,
     random_wrong_labels,
     register,
 )
+from unlearnkit.params import Range, Seed
 from unlearnkit.training import TrainConfig, train
 
 
@@ -36,8 +42,8 @@ class Golden(UnlearningMethod):
         self,
         *,
         config: TrainConfig | None = None,
-        factory=None,
-        seed: int = 0,
+        factory: Callable | None = None,
+        seed: Seed = 0,
         progress: bool | None = None,
     ) -> None:
         self.config = config
@@ -77,7 +83,13 @@ class FineTune(FineTuneMethod):
     needs_forget = False
     uses_other = False
 
-    def __init__(self, *, epochs: int = 3, lr: float = 0.1, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: Epochs = 3,
+        lr: LearningRate = 0.1,
+        **kwargs,
+    ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
 
     def loss(self, model, retain, forget):
@@ -100,7 +112,13 @@ class GradientAscent(FineTuneMethod):
     driver = "forget"
     uses_other = False
 
-    def __init__(self, *, epochs: int = 1, lr: float = 1e-3, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: Epochs = 1,
+        lr: LearningRate = 1e-3,
+        **kwargs,
+    ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
 
     def loss(self, model, retain, forget):
@@ -118,14 +136,9 @@ class NegGradPlus(FineTuneMethod):
     name = "neggrad_plus"
     summary = "beta*CE(D_r) - (1-beta)*CE(D_f)"
 
-    def __init__(self, *, beta: float = 0.95, **kwargs) -> None:
+    def __init__(self, *, beta: Annotated[float, Range(gt=0, lt=1)] = 0.95, **kwargs) -> None:
         super().__init__(**kwargs)
         self.beta = beta
-
-    def check(self) -> None:
-        super().check()
-        if not 0 < self.beta < 1:
-            raise ConfigError(f"neggrad_plus: beta must be in (0, 1); got {self.beta}")
 
     def loss(self, model, retain, forget):
         retain_logits, forget_logits = joint_logits(model, retain, forget)
@@ -154,7 +167,13 @@ class RandomLabel(WrongLabelForget):
     name = "random_label"
     summary = "CE(D_f with random wrong labels) + CE(D_r)"
 
-    def __init__(self, *, epochs: int = 3, lr: float = 0.003, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: Epochs = 3,
+        lr: LearningRate = 0.003,
+        **kwargs,
+    ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
 
     def loss(self, model, retain, forget):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -34,13 +35,17 @@ from torch import nn
 
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import ConfigError
-from unlearnkit.methods.base import register
+from unlearnkit.methods.base import Epochs, LearningRate, register
 from unlearnkit.methods.baselines import FineTune, RandomLabel
 from unlearnkit.models import reset_parameters
+from unlearnkit.params import OneOf, Range
 
 SALIENCIES = ("gradient", "fisher")
 SCOPES = ("global", "per_tensor")
 RESETS = ("zero", "reinit")
+
+Keep = Annotated[float, Range(gt=0, le=1)]
+Scope = Annotated[str, OneOf(SCOPES)]
 
 # Per-sample gradients are computed in chunks holding at most this many floats, so the
 # Fisher of a large model does not need (batch × parameters) memory at once.
@@ -301,19 +306,15 @@ class SalUn(RandomLabel):
     def __init__(
         self,
         *,
-        keep: float = 0.25,
-        scope: str = "global",
-        epochs: int = 2,
-        lr: float = 0.003,
+        keep: Keep = 0.25,
+        scope: Scope = "global",
+        epochs: Epochs = 2,
+        lr: LearningRate = 0.003,
         **kwargs,
     ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
         self.keep = keep
         self.scope = scope
-
-    def check(self) -> None:
-        super().check()
-        _check_mask_options(self.name, self.keep, self.scope)
 
     def gradient_mask(self, model, split):
         return saliency_mask(
@@ -346,12 +347,12 @@ class RetentionBasedMasking(FineTune):
     def __init__(
         self,
         *,
-        keep: float = 0.1,
-        saliency: str = "fisher",
-        reset: str = "zero",
-        scope: str = "global",
-        epochs: int = 2,
-        lr: float = 0.03,
+        keep: Keep = 0.1,
+        saliency: Annotated[str, OneOf(SALIENCIES)] = "fisher",
+        reset: Annotated[str, OneOf(RESETS)] = "zero",
+        scope: Scope = "global",
+        epochs: Epochs = 2,
+        lr: LearningRate = 0.03,
         **kwargs,
     ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
@@ -359,14 +360,6 @@ class RetentionBasedMasking(FineTune):
         self.saliency = saliency
         self.reset = reset
         self.scope = scope
-
-    def check(self) -> None:
-        super().check()
-        _check_mask_options(self.name, self.keep, self.scope)
-        if self.saliency not in SALIENCIES:
-            raise ConfigError(f"rbm: saliency must be one of {SALIENCIES}; got {self.saliency!r}")
-        if self.reset not in RESETS:
-            raise ConfigError(f"rbm: reset must be one of {RESETS}; got {self.reset!r}")
 
     def prepare(self, model, split):
         # ``model`` is already the caller's deep copy (FineTuneMethod.unlearn), so it is
@@ -384,10 +377,3 @@ class RetentionBasedMasking(FineTune):
                 replacement = fresh[n] if fresh is not None else torch.zeros_like(p)
                 p.copy_(torch.where(mask[n].bool(), p, replacement))
         return model, split.retain, split.forget
-
-
-def _check_mask_options(name: str, keep: float, scope: str) -> None:
-    if not 0 < keep <= 1:
-        raise ConfigError(f"{name}: keep must be a fraction in (0, 1]; got {keep}")
-    if scope not in SCOPES:
-        raise ConfigError(f"{name}: scope must be one of {SCOPES}; got {scope!r}")

@@ -19,14 +19,27 @@ the same grid budget for every method; see README "Reproducing the paper".
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 
 from unlearnkit.errors import ConfigError
-from unlearnkit.methods.base import FineTuneMethod, joint_logits, random_wrong_labels, register
+from unlearnkit.methods.base import (
+    Epochs,
+    FineTuneMethod,
+    LearningRate,
+    joint_logits,
+    random_wrong_labels,
+    register,
+)
 from unlearnkit.methods.baselines import WrongLabelForget
+from unlearnkit.params import OneOf, Range
 
 KL_TARGETS = ("uniform_wrong", "uniform", "smoothed_wrong_label")
+
+# spec/paper.md §4 restricts the weight of the second term to (0, 1].
+Alpha = Annotated[float, Range(gt=0, le=1)]
 
 
 class _WrongLabelForget(WrongLabelForget):
@@ -35,16 +48,9 @@ class _WrongLabelForget(WrongLabelForget):
     ``alpha`` weights one of the two terms; spec §4 restricts it to (0, 1].
     """
 
-    def __init__(self, *, alpha: float, **kwargs) -> None:
+    def __init__(self, *, alpha: Alpha, **kwargs) -> None:
         super().__init__(**kwargs)
         self.alpha = alpha
-
-    def check(self) -> None:
-        super().check()
-        if not 0 < self.alpha <= 1:
-            raise ConfigError(
-                f"{self.name}: alpha must be in (0, 1] (spec/paper.md §4); got {self.alpha}"
-            )
 
 
 @register
@@ -64,7 +70,9 @@ class CEFineTune(_WrongLabelForget):
     name = "ce_ft"
     summary = "CE(D_f with wrong labels) + alpha*CE(D_r)"
 
-    def __init__(self, *, alpha: float = 1.0, epochs: int = 2, lr: float = 0.01, **kwargs) -> None:
+    def __init__(
+        self, *, alpha: Alpha = 1.0, epochs: Epochs = 2, lr: LearningRate = 0.01, **kwargs
+    ) -> None:
         super().__init__(alpha=alpha, epochs=epochs, lr=lr, **kwargs)
 
     def loss(self, model, retain, forget):
@@ -89,7 +97,9 @@ class ICEFineTune(_WrongLabelForget):
     name = "ice_ft"
     summary = "CE(D_r) + alpha*CE(D_f with wrong labels)"
 
-    def __init__(self, *, alpha: float = 0.1, epochs: int = 2, lr: float = 0.01, **kwargs) -> None:
+    def __init__(
+        self, *, alpha: Alpha = 0.1, epochs: Epochs = 2, lr: LearningRate = 0.01, **kwargs
+    ) -> None:
         super().__init__(alpha=alpha, epochs=epochs, lr=lr, **kwargs)
 
     def loss(self, model, retain, forget):
@@ -154,28 +164,17 @@ class KLFineTune(FineTuneMethod):
     def __init__(
         self,
         *,
-        alpha: float = 0.1,
-        target: str = "uniform_wrong",
-        smoothing: float = 0.1,
-        epochs: int = 2,
-        lr: float = 0.01,
+        alpha: Alpha = 0.1,
+        target: Annotated[str, OneOf(KL_TARGETS)] = "uniform_wrong",
+        smoothing: Annotated[float, Range(ge=0, lt=1)] = 0.1,
+        epochs: Epochs = 2,
+        lr: LearningRate = 0.01,
         **kwargs,
     ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
         self.alpha = alpha
         self.target = target
         self.smoothing = smoothing
-
-    def check(self) -> None:
-        super().check()
-        if not 0 < self.alpha <= 1:
-            raise ConfigError(
-                f"kl_ft: alpha must be in (0, 1] (spec/paper.md §4); got {self.alpha}"
-            )
-        if self.target not in KL_TARGETS:
-            raise ConfigError(f"kl_ft: target must be one of {KL_TARGETS}; got {self.target!r}")
-        if not 0 <= self.smoothing < 1:
-            raise ConfigError(f"kl_ft: smoothing must be in [0, 1); got {self.smoothing}")
 
     def prepare(self, model, split):
         # The targets are fixed once per forget sample (drawn with the seed), so they ride
@@ -219,15 +218,17 @@ class L1Sparse(FineTuneMethod):
     needs_forget = False
     uses_other = False
 
-    def __init__(self, *, gamma: float = 1e-2, epochs: int = 2, lr: float = 0.01, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        gamma: Annotated[float, Range(ge=0)] = 1e-2,
+        epochs: Epochs = 2,
+        lr: LearningRate = 0.01,
+        **kwargs,
+    ) -> None:
         super().__init__(epochs=epochs, lr=lr, **kwargs)
         self.gamma = gamma
         self._gamma_now = gamma
-
-    def check(self) -> None:
-        super().check()
-        if self.gamma < 0:
-            raise ConfigError(f"l1_sparse: gamma must be >= 0; got {self.gamma}")
 
     def on_epoch_start(self, epoch: int) -> None:
         self._gamma_now = self.gamma * (1 - epoch / self.epochs)

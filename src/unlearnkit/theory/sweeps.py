@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from unlearnkit.checkpoint import atomic_write_bytes, atomic_write_text
 from unlearnkit.errors import ConfigError
+from unlearnkit.params import check_seeds
 from unlearnkit.theory.metrics import METRIC_HELP, METRICS, evaluate
 from unlearnkit.theory.models import MODELS, lab_models
 from unlearnkit.theory.scenario import ScenarioConfig, from_config
@@ -268,9 +270,12 @@ def run_sweep(
     """
     spec = get(name)
     values = [float(v) for v in (spec.values if values is None else values)]
-    seeds = [int(s) for s in seeds]
-    if not values or not seeds:
-        raise ConfigError("a sweep needs at least one value and one seed")
+    seeds = check_seeds(seeds, what="seeds")
+    if not values:
+        raise ConfigError("a sweep needs at least one value")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ConfigError(f"sweep values must be finite numbers; got {bad[0]} among {values}")
     if n_test < 1:
         raise ConfigError(f"n_test must be >= 1; got {n_test}")
     steps = spec.ft_steps if ft_steps == "default" else ft_steps
