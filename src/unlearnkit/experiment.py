@@ -79,7 +79,6 @@ def prepare(exp: Experiment):
     check_seed(exp.data_seed, what="data_seed")
     if not exp.forget:
         raise ConfigError("no forget spec given")
-    validate(TrainConfig, exp.train.to_dict(), name="train")  # types, and finite numbers
     if exp.train.epochs < 1:  # allowed by TrainConfig, but 0 epochs compares untrained models
         raise ConfigError(f"training epochs must be >= 1; got {exp.train.epochs}")
     if exp.mia_max_samples is not None and exp.mia_max_samples < 1:

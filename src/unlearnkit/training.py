@@ -44,6 +44,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        from unlearnkit.params import validate
+
+        validate(TrainConfig, asdict(self), name="training")  # declared types; finite numbers
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(
                 "need epochs >= 0, batch_size >= 1, lr > 0 and weight_decay >= 0; "

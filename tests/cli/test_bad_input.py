@@ -85,8 +85,8 @@ CASES = [
     ("train-lr-negative", run(lr="-1"), "lr > 0"),
     ("train-batch-size-zero", run(batch_size="0"), "batch_size >= 1"),
     ("train-optimizer", run(optimizer="foo"), "optimizer must be one of"),
-    ("train-lr-nan", run(lr="nan"), "train.lr must be a finite number; got nan"),
-    ("train-lr-inf", run(lr="inf"), "train.lr must be a finite number; got inf"),
+    ("train-lr-nan", run(lr="nan"), "training.lr must be a finite number; got nan"),
+    ("train-lr-inf", run(lr="inf"), "training.lr must be a finite number; got inf"),
     ("golden-config-field", run(_o='golden.config={{"epochs": "a"}}'), "golden.config.epochs must be an integer; got 'a'"),
     ("mia-max-samples-zero", run(mia_max_samples="0"), "mia_max_samples must be >= 1"),
     ("hidden-zero", run(hidden="0"), "hidden widths must be positive integers"),
@@ -124,6 +124,15 @@ CASES = [
     ("forget-no-store", ["sisa", "forget", "{out}", "--ids", "1"], "no SISA store"),
     ("status-other-shape", ["sisa", "status", "{store}", "--dataset", "wine"], "the store was fitted on data with input shape (64,) and 10 classes; name that data (digits)"),
     ("evaluate-other-shape", ["sisa", "evaluate", "{store}", "--dataset", "breast_cancer"], "--dataset breast_cancer has input shape (30,) and 2 classes"),
+    # the parser's own errors, also on one line
+    ("epochs-not-int", run(epochs="abc"), "Invalid value for '--epochs'"),
+    ("missing-option", ["run", "--dataset", "digits"], "Missing option"),
+    ("n-test-zero", theory(n_test="0"), "Invalid value for '--n-test'"),
+    ("no-such-command", ["nosuch"], "No such command 'nosuch'"),
+    ("fit-model-options-widths", fit(model="mlp", model_options='{{"hidden": ["a"]}}'), "mlp hidden widths must be positive integers"),
+    ("fit-limit-on-digits", fit(limit="5"), "limit"),
+    ("preprocessing-unknown", run(preprocessing="zscore"), "unknown preprocessing 'zscore'"),
+    ("mia-feature-unknown", run(mia_feature="loss"), "unknown MIA feature 'loss'"),
 ]  # fmt: skip
 
 

@@ -28,13 +28,26 @@ app = typer.Typer(
 # Importing a module registers its commands on `app`.
 from unlearnkit.cli import catalogue, run, sisa, theory  # noqa: E402,F401
 
+# typer's own argument errors (a missing option, '--epochs abc'): the vendored click's
+# UsageError, which typer exports only through its subclass BadParameter.
+_UsageError = typer.BadParameter.__mro__[1]
+
 
 def main() -> None:
     try:
-        app()
+        # Not standalone: argument errors reach us, to be printed on one line like ours.
+        code = app(standalone_mode=False)
+    except _UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "unlearnkit"
+        message = " ".join(exc.format_message().split())
+        if message:  # no message: a bare group name, whose help has been printed already
+            print(f"error: {message} (see '{where} --help')", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except UnlearnkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted; completed steps are saved, rerun to resume", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -133,7 +133,7 @@ def fit(
     """Shard, slice and train a SISA ensemble; the store holds everything forget needs."""
     from unlearnkit import data
     from unlearnkit.exact.sisa import SISA
-    from unlearnkit.params import check_seed, validate
+    from unlearnkit.params import check_seed
     from unlearnkit.paths import check_writable
     from unlearnkit.training import TrainConfig
 
@@ -149,7 +149,6 @@ def fit(
     check_seed(data_seed, what="--data-seed")
     check_writable(out)
     training = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer)
-    validate(TrainConfig, training.to_dict(), name="training")  # finite --lr
     dataset_options = {"limit": limit} if limit is not None else {}
     # Recorded in the store's metadata, so status and evaluate reload the same data.
     dataset_options |= file_options(target=target, id_column=id_column, categorical=categorical)

@@ -159,8 +159,14 @@ def _logreg(input_shape, num_outputs):
 @_BUILDERS.register("mlp")
 def _mlp(input_shape, num_outputs, *, hidden=(256, 128), dropout: float = 0.0):
     """Fully connected ReLU network; ``hidden`` lists the widths."""
-    if not hidden or any(int(h) <= 0 for h in hidden):
-        raise ConfigError(f"mlp hidden widths must be positive integers; got {hidden}")
+    if (
+        not isinstance(hidden, list | tuple)
+        or not hidden
+        or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden)
+    ):
+        raise ConfigError(
+            f"mlp hidden widths must be positive integers, e.g. [256, 128]; got {hidden!r}"
+        )
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
