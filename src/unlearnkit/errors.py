@@ -52,8 +52,40 @@ class StoreError(UnlearnkitError):
     """A persistent store (SISA, linear engine, ...) is missing, corrupt or incompatible."""
 
 
+class StoreNotFoundError(StoreError):
+    """No store at the given path."""
+
+
+class StoreFormatError(StoreError):
+    """The directory is not a store of this kind, is corrupt, or was written by a newer unlearnkit."""
+
+
+class StoreMismatchError(StoreError):
+    """The store was made with another configuration or other training data."""
+
+
+class StoreBusyError(StoreError):
+    """Another process is writing to the store."""
+
+
+class PendingRequestError(StoreError):
+    """An interrupted request must be completed before a new one is accepted."""
+
+
+class NotFittedError(UnlearnkitError):
+    """An engine was used before ``fit`` (or ``load``)."""
+
+
 class UnknownIdsError(UnlearnkitError):
-    """Sample ids that are not in the data set (or were already deleted)."""
+    """Sample ids that were never part of the training data."""
+
+
+class AlreadyDeletedError(UnknownIdsError):
+    """Sample ids that were already forgotten (each sample can be forgotten once)."""
+
+
+class DuplicateIdsError(ForgetSelectionError):
+    """The same sample id appears more than once in one forget request."""
 
 
 class NonFiniteOutputError(UnlearnkitError, ValueError):

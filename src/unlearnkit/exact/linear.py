@@ -47,9 +47,9 @@ from unlearnkit.errors import (
     ConfigError,
     DatasetError,
     ForgetSelectionError,
+    NotFittedError,
     StoreError,
     UnknownIdsError,
-    UnlearnkitError,
 )
 
 FORMAT_VERSION = 1
@@ -73,10 +73,6 @@ def _single_blas_thread():
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-class NotFittedError(UnlearnkitError):
-    """The engine was used before ``fit`` (or ``load``)."""
 
 
 @dataclass(frozen=True)

@@ -35,34 +35,19 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 
 from unlearnkit.checkpoint import atomic_write_bytes, atomic_write_text
-from unlearnkit.errors import StoreError, UnknownIdsError
+from unlearnkit.errors import (  # noqa: F401  (re-exported: the store raises these)
+    AlreadyDeletedError,
+    PendingRequestError,
+    StoreBusyError,
+    StoreError,
+    StoreFormatError,
+    StoreMismatchError,
+    StoreNotFoundError,
+    UnknownIdsError,
+)
 
 FORMAT = "unlearnkit-sisa"
 FORMAT_VERSION = 1
-
-
-class StoreNotFoundError(StoreError):
-    """No SISA store at the given path."""
-
-
-class StoreFormatError(StoreError):
-    """The directory is not a SISA store, is corrupt, or was written by a newer unlearnkit."""
-
-
-class StoreMismatchError(StoreError):
-    """The store was made with another configuration or other training data."""
-
-
-class StoreBusyError(StoreError):
-    """Another process is writing to the store."""
-
-
-class PendingRequestError(StoreError):
-    """An interrupted request must be completed before a new one is accepted."""
-
-
-class AlreadyDeletedError(UnknownIdsError):
-    """Ids that were already forgotten."""
 
 
 def sha256_bytes(blob: bytes) -> str:
