@@ -281,6 +281,9 @@ class SISA:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        from unlearnkit.params import check_seed
+
+        check_seed(self.seed, what="seed")
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(
                 f"aggregation must be one of {AGGREGATIONS}; got {self.aggregation!r}"
