@@ -17,6 +17,18 @@ exception here (with a note naming the job); a worker that dies raises
 ``map`` returns control once the jobs already running have stopped, so nothing
 launched by a failed ``map`` is still writing files when the error arrives.
 
+Worker processes do not outlive the process that owns the executor: if it dies,
+even by ``SIGKILL``, each worker exits at once, and the fork server and
+multiprocessing's resource tracker, which stay up only while the owner or a
+worker holds their pipes, exit after them (a few seconds at most). This relies
+only on the pipe (a process handle on Windows) that multiprocessing gives every
+child to watch its parent, so it holds on every platform with the
+``forkserver`` and ``spawn`` start methods; with ``fork`` a worker's watch pipe
+is also held by the workers forked after it, so they end one after another,
+the newest first. A local Ray cluster is left to Ray: its GCS, raylet and
+workers die with a killed driver, but (Ray 2.60) its dashboard and runtime-env
+agents outlived one by more than a minute.
+
 >>> with get_executor("serial") as executor:
 ...     executor.map(abs, [-1, 2, -3])
 [1, 2, 3]
@@ -27,6 +39,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -120,6 +133,7 @@ class SerialExecutor(Executor):
 
 
 def _init_worker(threads: int) -> None:
+    _exit_with_owner()
     # Workers share the machine's cores: one intra-op thread each avoids
     # oversubscription (N workers x N threads) that makes parallel runs slower.
     import torch
@@ -127,12 +141,50 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+# The exit status of a worker whose owner died; nobody reads it, it only names the cause.
+_OWNER_DIED_EXIT_CODE = 70
+
+
+def _exit_with_owner() -> None:
+    """End this worker as soon as the process that owns its pool dies, however it dies.
+
+    When the owner is killed (SIGKILL, the OOM killer) none of its clean-up runs:
+    an idle worker would wait on its job queue forever, and because every worker
+    holds the fork server's "alive" pipe, the fork server would stay too.
+
+    multiprocessing gives each child a sentinel of its parent: the read end of a
+    pipe whose write end only the owner holds (under ``forkserver`` too, where the
+    OS parent is the fork server), so it reads EOF the moment the owner's file
+    descriptors close, that is when it dies. A daemon thread blocked on it costs
+    nothing and needs no polling. It was preferred to ``prctl(PR_SET_PDEATHSIG)``,
+    which under ``forkserver`` would fire for the fork server, not the owner,
+    fires when the owner's *thread* that started a child exits (a worker thread
+    calling ``map`` would kill the pool), and exists on Linux only.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:  # not started by multiprocessing
+        return
+    threading.Thread(
+        target=_exit_when_dead, args=(parent,), name="unlearnkit-owner-watch", daemon=True
+    ).start()
+
+
+def _exit_when_dead(parent) -> None:
+    parent.join()  # returns only when the owner has died
+    # os._exit, not sys.exit: the job running in the main thread must stop now (it
+    # may be writing files that a retry will write again), and nothing waits for
+    # this process's clean-up. A job holding the GIL in C code delays this until
+    # it releases it; torch's kernels do release it.
+    os._exit(_OWNER_DIED_EXIT_CODE)
+
+
 class ProcessExecutor(Executor):
     """Runs jobs in a pool of local worker processes.
 
     The pool starts on the first ``map`` and is kept for later calls (starting a
     worker imports torch, which takes seconds); ``close`` stops it. ``workers``
-    defaults to the number of cores this process may use.
+    defaults to the number of cores this process may use. If this process dies
+    without closing it, the workers and the fork server end by themselves.
     """
 
     name = "process"
