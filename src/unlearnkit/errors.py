@@ -28,6 +28,10 @@ class UnknownMethodError(UnknownNameError):
     pass
 
 
+class UnknownExecutorError(UnknownNameError):
+    pass
+
+
 class DatasetError(UnlearnkitError):
     """Data could not be loaded or is malformed (missing files, bad shapes)."""
 
@@ -90,3 +94,7 @@ class DuplicateIdsError(ForgetSelectionError):
 
 class NonFiniteOutputError(UnlearnkitError, ValueError):
     """A model produces NaN or infinite outputs (an unlearning step diverged)."""
+
+
+class JobFailedError(UnlearnkitError):
+    """A job could not finish because its worker died (killed, out of memory) or Ray failed."""

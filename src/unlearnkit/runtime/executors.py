@@ -46,16 +46,12 @@ from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
-from unlearnkit.errors import ConfigError, UnknownNameError, UnlearnkitError
+from unlearnkit.errors import (  # noqa: F401  (JobFailedError: re-exported, callers catch it here)
+    ConfigError,
+    JobFailedError,
+    UnknownExecutorError,
+)
 from unlearnkit.registry import Registry
-
-
-class UnknownExecutorError(UnknownNameError):
-    pass
-
-
-class JobFailedError(UnlearnkitError):
-    """A job could not finish because its worker died (killed, out of memory) or Ray failed."""
 
 
 def _label(labels: Sequence[str] | None, index: int) -> str:
