@@ -59,8 +59,14 @@ def environment() -> dict:
     }
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+def atomic_write_bytes(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The file is fsync'd before the rename and, with ``sync_directory``, the folder
+    after it, so the new name survives a power cut. A writer of many files in one
+    folder passes False and calls :func:`fsync_directory` once when they are done
+    (one directory sync costs milliseconds; one per file would dominate small writes).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -75,6 +81,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if sync_directory:
+        fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename (or unlink) in ``directory`` durable: fsync the directory itself.
+
+    A rename lives in the directory's entries; until they reach the disk a power cut
+    can bring the old name back even though the file's bytes were synced.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # platforms that cannot open a directory (Windows) keep rename semantics
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; nothing more can be done there
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -174,4 +200,11 @@ def load(path: str | os.PathLike, *, expect: dict | None = None) -> tuple[nn.Mod
     return model, meta
 
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load", "read_metadata", "save"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_directory",
+    "load",
+    "read_metadata",
+    "save",
+]

@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 
-from unlearnkit.checkpoint import atomic_write_bytes, atomic_write_text
+from unlearnkit.checkpoint import atomic_write_bytes, atomic_write_text, fsync_directory
 from unlearnkit.errors import (  # noqa: F401  (re-exported: the store raises these)
     AlreadyDeletedError,
     PendingRequestError,
@@ -196,8 +196,11 @@ class SISAStore:
         )
 
     def write_bytes(self, name: str, blob: bytes) -> str:
-        """Write encoded tensors atomically; return their SHA-256."""
-        atomic_write_bytes(self.root / name, blob)
+        """Write encoded tensors atomically; return their SHA-256.
+
+        The shard folder is synced once per job (:meth:`sync_shard`), not per file.
+        """
+        atomic_write_bytes(self.root / name, blob, sync_directory=False)
         return sha256_bytes(blob)
 
     def write_tensors(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
@@ -250,6 +253,12 @@ class SISAStore:
         for folder in folders:
             if folder.is_dir():
                 yield from sorted(folder.iterdir())
+
+    def sync_shard(self, shard: int) -> None:
+        """Make the renames of a shard's new files durable, before they are committed."""
+        folder = self.root / f"shard-{shard:04d}"
+        if folder.is_dir():
+            fsync_directory(folder)
 
     def remove_temporaries(self, shards: list[int] | None = None) -> None:
         """Delete temporary files left by a write that a crash interrupted."""

@@ -279,6 +279,7 @@ def train_shard(job: ShardJob) -> dict:
                 slices[r] = {"file": name, "sha256": written.result(), "size": sizes[r]}
         for record in steps:
             record["sha256"] = record["sha256"].result()
+        store.sync_shard(job.shard)  # durable before the parent commits them
     finally:
         io.shutdown(wait=True, cancel_futures=True)
     return {
