@@ -289,7 +289,7 @@ def forget_cells(data, settings, S, R, work, unit, *, store=None) -> list[dict]:
             seconds, passes, shards = (
                 seconds + wall,
                 passes + predicted,
-                shards + len(report.shards),
+                shards + len(report.parts),
             )
             shutil.rmtree(copy)
         cells.append(

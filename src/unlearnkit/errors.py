@@ -32,6 +32,10 @@ class UnknownExecutorError(UnknownNameError):
     pass
 
 
+class UnknownEngineError(UnknownNameError):
+    """No exact engine of that name (``unlearnkit.exact.get``)."""
+
+
 class DatasetError(UnlearnkitError):
     """Data could not be loaded or is malformed (missing files, bad shapes)."""
 
@@ -90,6 +94,10 @@ class AlreadyDeletedError(UnknownIdsError):
 
 class DuplicateIdsError(ForgetSelectionError):
     """The same sample id appears more than once in one forget request."""
+
+
+class RequestIdConflictError(ForgetSelectionError):
+    """A forget request's ``request_id`` was already used by a request for other ids."""
 
 
 class NonFiniteOutputError(UnlearnkitError, ValueError):

@@ -3,7 +3,9 @@
 For every seed it trains the original model on train and the golden model on
 retain (both cached as checkpoints under ``out/cache`` and reused on a rerun),
 runs each method on the original, evaluates it against golden, and writes
-``results.json`` and ``report.md``.
+``results.json`` and ``report.md``. A name in ``methods`` may also be a registered
+exact engine (:mod:`unlearnkit.exact`); it trains its own model and is run through
+:func:`unlearnkit.engine_runner.run_engine`, compared with its own golden.
 
 Everything the user gave is validated before anything is written, and the
 result files are replaced atomically at the end, so a bad input or an
@@ -13,6 +15,7 @@ interruption leaves earlier results in ``out`` as they were.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,13 +23,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from unlearnkit import checkpoint, data, methods, models
+from unlearnkit import checkpoint, data, exact, methods, models
 from unlearnkit.data.forget import ForgetSplit
-from unlearnkit.engines import ENGINES, EXACT_ENGINES  # noqa: F401  (EXACT_ENGINES: re-export)
-from unlearnkit.errors import ConfigError, NonFiniteOutputError
+from unlearnkit.engine_runner import run_engine, run_options
+from unlearnkit.errors import ConfigError, NonFiniteOutputError, UnknownMethodError
 from unlearnkit.evaluation import evaluate
 from unlearnkit.evaluation.report import render_report
-from unlearnkit.params import check_seed, check_seeds, declared, validate
+from unlearnkit.params import check_seed, check_seeds, validate
 from unlearnkit.paths import check_writable  # noqa: F401  (also re-exported)
 from unlearnkit.training import TrainConfig, progress_enabled, train
 
@@ -71,8 +74,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
+def resolve(name: str):
+    """The method class or exact-engine class called ``name``; unknown names list both kinds."""
+    if name in exact.ENGINES:
+        return exact.get(name)
+    if name in methods.REGISTRY:
+        return methods.get(name)
+    valid = ", ".join(sorted([*methods.names(), *exact.names()]))
+    raise UnknownMethodError(f"unknown method {name!r}; valid names: {valid}")
+
+
 def prepare(exp: Experiment):
-    """Validate the experiment; return the data set, the forget splits per (spec, seed), method classes."""
+    """Validate the experiment; return the data set, the forget splits per (spec, seed), classes.
+
+    The classes map each name of ``exp.methods`` to its method or engine class.
+    """
     if not exp.methods:
         raise ConfigError("no methods given; name at least one (see 'unlearnkit methods')")
     check_seeds(exp.seeds, what="seeds")
@@ -89,12 +105,16 @@ def prepare(exp: Experiment):
 
     if exp.mia_feature not in FEATURES:
         raise ConfigError(f"unknown MIA feature {exp.mia_feature!r}; valid: {', '.join(FEATURES)}")
-    classes = {name: methods.get(name) for name in exp.methods if name not in ENGINES}
+    classes = {name: resolve(name) for name in exp.methods}
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
-    for name in exp.methods:  # bad hyper-parameters fail before any data is loaded
-        validate(ENGINES.get(name) or classes[name], exp.method_options.get(name, {}), name=name)
+    for name, cls in classes.items():  # bad hyper-parameters fail before any data is loaded
+        options = exp.method_options.get(name, {})
+        if name in exact.ENGINES:
+            run_options(name, options)
+        else:
+            validate(cls, options, name=name)
     dataset = data.load(exp.dataset, seed=exp.data_seed, **exp.dataset_options)
     # Fails now on a bad model name, option or preprocessing.
     models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
@@ -103,15 +123,11 @@ def prepare(exp: Experiment):
         for spec in exp.forget
         for seed in exp.seeds
     }
-    if "sisa" in exp.methods:  # the one check that needs the data: samples per slice
-        defaults = {k: p.default for k, p in declared(ENGINES["sisa"]).items()}
-        options = {**defaults, **exp.method_options.get("sisa", {})}
-        n = min(len(s.retain) for s in splits.values())  # SISA's golden fits on retain
-        if n // options["shards"] < options["slices"]:
-            raise ConfigError(
-                f"sisa: {n} train samples in {options['shards']} shards leave fewer than "
-                f"{options['slices']} samples (one per slice) in some shard; "
-                "use fewer shards or slices"
+    for name in exp.methods:  # what only the data can refute (samples per shard, ...)
+        if name in exact.ENGINES:
+            classes[name].check_run(
+                train_size=min(len(s.train) for s in splits.values()),
+                options=exp.method_options.get(name, {}),
             )
     return dataset, splits, classes
 
@@ -175,22 +191,40 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
             bar.set_description(f"{name} seed {seed}")
             reference, reference_metrics, extra = golden, golden_metrics, {}
             reference_seconds = golden_seconds
-            if name == "sisa":
-                # SISA trains its own constituents; its golden is SISA retrained from scratch
+            if name in exact.ENGINES:
+                # An engine trains its own model; its golden is the same engine fitted
                 # without the forget set, and its TA is also set beside the monolithic golden's.
-                from unlearnkit.exact.sisa import run_sisa
-
-                options = exp.method_options.get(name, {})
-                run = run_sisa(
-                    split, model=template, config=exp.train, seed=seed, progress=progress, **options
+                run = run_engine(
+                    name,
+                    split,
+                    model=template,
+                    training=exp.train,
+                    seed=seed,
+                    options=exp.method_options.get(name, {}),
+                    progress=progress,
                 )
-                result, seconds, params = run.unlearned, run.forget_seconds, {**options}
-                reference, reference_seconds = run.golden, run.golden_seconds
-                reference_metrics = evaluate(run.golden, split, **eval_options)
+                result, seconds, params = run.unlearned, run.forget_seconds, run.options
+                reference, reference_seconds = run.reference, run.reference_seconds
+                reference_metrics = evaluate(run.reference, split, **eval_options)
                 extra = {
                     "TA_monolithic_golden": golden_metrics["TA"],
-                    "speedup_vs_monolithic": golden_seconds / seconds,
-                    "identical_to_golden": run.identical_to_golden,
+                    "speedup_vs_monolithic": golden_seconds / seconds
+                    if seconds > 0
+                    else float("inf"),
+                    "identical_to_golden": run.identical_to_reference,
+                    # None where the models differ in structure (strict JSON has no inf).
+                    "max_relative_difference": run.max_relative_difference
+                    if math.isfinite(run.max_relative_difference)
+                    else None,
+                    "engine": {
+                        **classes[name].capabilities(),
+                        "fit_time_s": run.fit_seconds,
+                        # The ids are named by forget_sha256; the deleted files are counted.
+                        "forget": {
+                            **{k: v for k, v in run.result.to_dict().items() if k != "ids"},
+                            "files_deleted": len(run.result.files_deleted),
+                        },
+                    },
                 }
             else:
                 method = classes[name](**{"seed": seed, **exp.method_options.get(name, {})})

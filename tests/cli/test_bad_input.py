@@ -120,7 +120,7 @@ CASES = [
     ("fit-lr-nan", fit(lr="nan"), "training.lr must be a finite number; got nan"),
     # sisa forget | status | evaluate
     ("forget-ids-dir", ["sisa", "forget", "{store}", "--ids", "{dir}", "--executor", "serial"], "is not an integer id"),
-    ("forget-unknown-id", ["sisa", "forget", "{store}", "--ids", "99999", "--executor", "serial"], "never part of this SISA's training data"),
+    ("forget-unknown-id", ["sisa", "forget", "{store}", "--ids", "99999", "--executor", "serial"], "never part of the training data"),
     ("forget-no-store", ["sisa", "forget", "{out}", "--ids", "1"], "no SISA store"),
     ("status-other-shape", ["sisa", "status", "{store}", "--dataset", "wine"], "the store was fitted on data with input shape (64,) and 10 classes; name that data (digits)"),
     ("evaluate-other-shape", ["sisa", "evaluate", "{store}", "--dataset", "breast_cancer"], "--dataset breast_cancer has input shape (30,) and 2 classes"),

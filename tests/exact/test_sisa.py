@@ -12,7 +12,14 @@ import torch
 
 import unlearnkit as uk
 from unlearnkit.data.dataset import Split
-from unlearnkit.errors import ConfigError, ForgetSelectionError, StoreError, UnknownIdsError
+from unlearnkit.errors import (
+    ConfigError,
+    DuplicateIdsError,
+    ForgetSelectionError,
+    RequestIdConflictError,
+    StoreError,
+    UnknownIdsError,
+)
 from unlearnkit.exact import SISA
 from unlearnkit.exact.sisa import (
     aggregate,
@@ -152,7 +159,7 @@ def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fre
 
     report = sisa.forget(drop)
 
-    assert report.shards == {0: 2, 1: 1}
+    assert report.parts == {0: 2, 1: 1}
     assert report.steps_retrained == 2 + 3  # each shard once, from its earliest affected step
     assert report.forgotten == len(drop)
     for shard in (0, 1):
@@ -184,7 +191,7 @@ def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fre
     state = json.loads((store / "state.json").read_text())
     sizes = {s: [e["size"] for e in state["shards"][s]["slices"]] for s in (0, 1)}
     expected = sum(
-        retrain_sample_passes(sizes[s], sisa.step_epochs_, k) for s, k in report.shards.items()
+        retrain_sample_passes(sizes[s], sisa.step_epochs_, k) for s, k in report.parts.items()
     )
     assert report.sample_passes == expected
     log = sisa.requests()
@@ -230,8 +237,8 @@ def test_process_executor_gives_the_same_bits_as_serial(fitted, digits, tmp_path
         ]  # fmt: skip
         assert hashes(serial.store_) == hashes(parallel.store_)
         report = parallel.forget(drop)
-    assert len(report.shards) >= 2  # the affected shards really went through the pool
-    for shard in report.shards:
+    assert len(report.parts) >= 2  # the affected shards really went through the pool
+    for shard in report.parts:
         assert same_weights(
             parallel.constituents()[shard], reference_constituent(digits.train, shard, drop, serial)
         )
@@ -241,7 +248,7 @@ def test_emptied_shard_leaves_the_vote(fresh, digits):
     sisa, _ = fresh
     shard_of, _ = sisa.locate(digits.train.ids)
     report = sisa.forget(digits.train.ids.numpy()[shard_of == 2])
-    assert report.shards == {2: 1}
+    assert report.parts == {2: 1}
     assert sisa.shard_sizes_[2] == 0 and list(sisa.constituents()) == [0, 1]
     assert sisa.predict(digits.test.X).shape == (len(digits.test),)
 
@@ -309,7 +316,7 @@ def test_distribution_aware_fit_serves_deletions(digits, tmp_path):
     assert np.bincount(shard_of).tolist() == [20, len(hot) - 20]
     assert sisa.shard_sizes_[0] == 20 < min(sisa.shard_sizes_[1:])
     report = sisa.forget(hot[:5])
-    assert set(report.shards) <= {0, 1}
+    assert set(report.parts) <= {0, 1}
 
 
 def test_expected_cost_matches_the_spec_formula_and_a_simulation():
@@ -339,7 +346,9 @@ def test_expected_cost_matches_the_spec_formula_and_a_simulation():
     [
         ([10**9], UnknownIdsError, "never part of"),
         ([], ForgetSelectionError, "empty"),
-        ([0.5], UnknownIdsError, "integers"),
+        ([0.5], ForgetSelectionError, "integers"),
+        (["7"], ForgetSelectionError, "integers"),
+        ([3, 3], DuplicateIdsError, "id 3 appears more than once"),
     ],
 )
 def test_bad_ids_are_refused_without_changes(fresh, ids, error, hint):
@@ -358,6 +367,41 @@ def test_already_deleted_ids_are_refused_without_changes(fresh, digits):
     with pytest.raises(AlreadyDeletedError, match="already forgotten"):
         sisa.forget([first[0], int(digits.train.ids[5])])
     assert snapshot(store) == before and sisa.requests_served_ == 1
+
+
+def test_a_retried_request_id_returns_the_committed_result_and_changes_nothing(fresh, digits):
+    sisa, store = fresh
+    ids = digits.train.ids[[4, 2]].tolist()
+    first = sisa.forget(ids, request_id="ticket-1")
+    assert not first.already_served and first.request_id == "ticket-1" and first.files_deleted
+    before = snapshot(store)
+
+    again = SISA.load(store, executor="serial").forget(ids[::-1], request_id="ticket-1")
+
+    assert again.already_served and not again.resumed and again.files_deleted == ()
+    assert (again.request, again.ids, again.parts) == (first.request, first.ids, first.parts)
+    assert snapshot(store) == before
+    with pytest.raises(RequestIdConflictError, match="'ticket-1' was already used by request 1"):
+        sisa.forget(digits.train.ids[[9]].tolist(), request_id="ticket-1")
+    with pytest.raises(AlreadyDeletedError):  # the same ids without the key
+        sisa.forget(ids)
+    assert snapshot(store) == before
+    # The key survives later requests: it is in the state and the log, not only the last one.
+    sisa.forget(digits.train.ids[[11]].tolist(), request_id="ticket-2")
+    assert sisa.forget(ids, request_id="ticket-1").request == 1
+    assert [r.get("request_id") for r in sisa.requests()] == ["ticket-1", "ticket-2"]
+
+
+def test_an_interrupted_request_resumes_under_its_request_id(fresh, digits):
+    sisa, store = fresh
+    ids = ids_in(sisa, digits.train, shard=1, slice_=2, count=1)
+    pending = {"kind": "forget", "request": 1, "ids": ids, "plan": {"1": 3}, "request_id": "k"}
+    (store / "pending.json").write_text(json.dumps(pending))
+    with pytest.raises(RequestIdConflictError, match="retry with that key"):
+        sisa.forget(ids, request_id="other")
+    result = SISA.load(store, executor="serial").resume()
+    assert result.resumed and result.request_id == "k"
+    assert sisa.forget(ids, request_id="k").already_served
 
 
 def test_store_from_another_config_is_refused(fitted, digits, tmp_path):
@@ -512,7 +556,7 @@ def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):
     reused = first_new.stat().st_mtime_ns
     report = loaded.forget(drop)
 
-    assert report.resumed and report.shards == {0: 1, 1: 2}
+    assert report.resumed and report.parts == {0: 1, 1: 2}
     assert first_new.stat().st_mtime_ns == reused  # finished steps are reused, not redone
     for shard in (0, 1):
         assert same_weights(
@@ -538,7 +582,7 @@ def test_carried_optimizer_state_is_resumed_exactly(digits, tmp_path):
     sisa = SISA(**options, store=tmp_path / "s").fit(digits.train)
     drop = ids_in(sisa, digits.train, shard=1, slice_=2, count=2)  # restart at step 3
     report = sisa.forget(drop)
-    assert report.shards == {1: 3}
+    assert report.parts == {1: 3}
     reference = reference_constituent(digits.train, 1, drop, sisa, options=options)
     assert same_weights(sisa.constituents()[1], reference)
     fresh = reference_constituent(digits.train, 1, drop, sisa)  # optimizer reset per step
@@ -565,7 +609,7 @@ def test_crash_after_the_commit_only_finishes_the_bookkeeping(fresh, digits):
 
     assert (
         again.resumed
-        and again.shards == report.shards
+        and again.parts == report.parts
         and again.steps_retrained == report.steps_retrained
     )
     assert (store / "state.json").read_bytes() == state  # nothing retrained or recommitted

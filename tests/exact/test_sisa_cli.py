@@ -69,3 +69,16 @@ def test_errors_print_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and err.startswith("error: ") and message in err
     assert "\n" not in err
+
+
+def test_a_retried_request_id_exits_0_and_says_it_was_served(tmp_path):
+    store = tmp_path / "store"
+    SISA(model="logreg", shards=2, slices=1, epochs=1, executor="serial", store=store).fit(
+        uk.datasets.load("digits").train
+    )
+    forget = ("sisa", "forget", str(store), "--ids", "3,4", "--request-id", "T-1", "--executor", "serial")  # fmt: skip
+    assert "request #1: forgot 2 id(s)" in invoke(*forget)
+    files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert "already served as request 1" in invoke(*forget)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files
+    assert SISA.load(store, executor="serial").requests()[0]["request_id"] == "T-1"

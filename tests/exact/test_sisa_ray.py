@@ -53,7 +53,7 @@ def test_sisa_on_ray_is_exact(cluster, digits, tmp_path):
     drop = digits.train.ids[[0, 1, 700, 1200]].tolist()
     on_ray = SISA(**OPTIONS, executor=cluster, store=tmp_path / "ray").fit(digits.train)
     report = on_ray.forget(drop)
-    assert len(report.shards) >= 2  # several shards retrained as parallel Ray tasks
+    assert len(report.parts) >= 2  # several shards retrained as parallel Ray tasks
     # From-scratch reference without the ids, trained serially in this process.
     golden = SISA(**OPTIONS, executor="serial", store=tmp_path / "golden")
     golden.fit(digits.train, exclude_ids=drop)

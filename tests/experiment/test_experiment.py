@@ -57,3 +57,35 @@ def test_sisa_runs_beside_the_approximate_methods(tmp_path):
                        method_options={"sisa": {"shard": 3}}),
             out=tmp_path,
         )  # fmt: skip
+
+
+def test_every_engine_runs_beside_golden_on_the_linear_model(tmp_path):
+    exp = Experiment(
+        dataset="digits",
+        model="linear",
+        forget=["random:5"],
+        methods=["golden", "sisa", "exact_ridge"],
+        train=TrainConfig(epochs=2),
+        method_options={"sisa": {"shards": 2, "slices": 2}},
+    )
+    by_method = {r["method"]: r for r in run_experiment(exp, out=tmp_path, progress=False)}
+    for name in ("sisa", "exact_ridge"):
+        record = by_method[name]
+        assert record["identical_to_golden"] is True
+        assert record["TA_monolithic_golden"] == by_method["golden"]["TA"]
+        assert record["engine"]["forget"]["request"] == 1 and record["n_forget"] == 5
+        assert record["speedup_vs_monolithic"] > 0
+    assert by_method["sisa"]["max_relative_difference"] == 0.0
+    assert by_method["sisa"]["params"] == {"shards": 2, "slices": 2, "aggregation": "vote", "executor": "serial"}  # fmt: skip
+    assert by_method["exact_ridge"]["max_relative_difference"] <= 1e-8
+    assert by_method["exact_ridge"]["params"] == {"ridge": 1.0}
+    assert by_method["exact_ridge"]["engine"]["bit_exact"] is False
+    json.loads((tmp_path / "results.json").read_text())
+
+
+def test_an_unknown_name_lists_methods_and_engines(tmp_path):
+    from unlearnkit.errors import UnknownMethodError
+
+    exp = Experiment(dataset="digits", model="mlp", forget=["class:3"], methods=["nope"])
+    with pytest.raises(UnknownMethodError, match="unknown method 'nope'; valid names: .*exact_ridge.*golden.*sisa"):  # fmt: skip
+        run_experiment(exp, out=tmp_path)

@@ -7,8 +7,7 @@ a value of the wrong type and a value outside the declared range are refused wit
 
 import pytest
 
-from unlearnkit import methods
-from unlearnkit.engines import ENGINES
+from unlearnkit import exact, methods
 from unlearnkit.errors import ConfigError
 from unlearnkit.params import OneOf, Param, Range, declared, validate
 
@@ -35,7 +34,11 @@ def _out_of_range(param: Param):
 
 CASES = [
     (name, cls, param)
-    for name, cls in [*methods.REGISTRY.items(), *ENGINES.items()]
+    # An engine's `-o` options are the parameters of its `run_options` declaration.
+    for name, cls in [
+        *methods.REGISTRY.items(),
+        *((n, e.run_options) for n, e in exact.ENGINES.items()),
+    ]
     for param in declared(cls).values()
 ]
 

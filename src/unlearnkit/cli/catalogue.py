@@ -18,9 +18,8 @@ def list_datasets() -> None:
 
 @app.command("methods")
 def list_methods() -> None:
-    """List the registered unlearning methods, one per line, with their capabilities."""
-    from unlearnkit import methods
-    from unlearnkit.engines import EXACT_ENGINES
+    """List the registered methods and exact engines, one per line, with their capabilities."""
+    from unlearnkit import exact, methods
 
     for name in methods.names():
         cls = methods.get(name)
@@ -34,5 +33,24 @@ def list_methods() -> None:
             if on
         )
         typer.echo(f"{name:<16} [{flags}] {cls.summary}")
-    for name, options in EXACT_ENGINES.items():
-        typer.echo(f"{name:<16} [exact,own-training] exact engine; options: {', '.join(options)}")
+    for name in exact.names():
+        typer.echo(exact_engine_line(exact.get(name)))
+
+
+def exact_engine_line(cls) -> str:
+    """One listing line: name, capabilities, summary and the ``-o`` options it takes.
+
+    >>> from unlearnkit import exact
+    >>> exact_engine_line(exact.get("exact_ridge")).split("]")[0]
+    'exact_ridge      [exact,tolerance=1e-08,classification'
+    """
+    from unlearnkit.params import declared
+
+    flags = [
+        "exact",
+        "bit-exact" if cls.bit_exact else f"tolerance={cls.tolerance:g}",
+        *(["persistent"] if cls.persistent else []),
+        *cls.tasks,
+    ]
+    options = ", ".join(declared(cls.run_options)) or "none"
+    return f"{cls.name:<16} [{','.join(flags)}] {cls.summary}; options: {options}"

@@ -80,7 +80,10 @@ def run(
         ),
     ],
     methods: Annotated[
-        str, typer.Option(help="Comma-separated method names (see 'unlearnkit methods').")
+        str,
+        typer.Option(
+            help="Comma-separated method or exact-engine names (see 'unlearnkit methods')."
+        ),
     ],
     out: Annotated[
         Path, typer.Option(help="Output folder: results.json, report.md and cached models.")

@@ -10,8 +10,11 @@ import typer
 
 from unlearnkit.cli import app
 from unlearnkit.cli.run import file_options
-from unlearnkit.engines import SISA_AGGREGATIONS
 from unlearnkit.errors import ConfigError
+
+# A copy of unlearnkit.exact.sisa.AGGREGATIONS for the help text: importing that module
+# would import torch. tests/exact/test_sisa_cli.py keeps the two equal.
+SISA_AGGREGATIONS = ("vote", "softmax")
 
 sisa_app = typer.Typer(
     name="sisa",
@@ -184,6 +187,13 @@ def forget(
         str | None, typer.Option(help="file with one id per line, or a list such as 3,17,42")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted request")] = False,
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            help="idempotency key recorded with the request: retrying with the same key and "
+            "ids changes nothing and exits 0 ('already served as request N')"
+        ),
+    ] = None,
     executor: ExecutorName = "process",
     workers: Workers = None,
     ray_address: RayAddress = None,
@@ -193,12 +203,22 @@ def forget(
 
     if (ids is None) == (not resume):
         raise ConfigError("give --ids FILE|LIST, or --resume to finish an interrupted request")
+    if resume and request_id is not None:
+        raise ConfigError(
+            "--resume finishes the interrupted request under its own key; drop --request-id"
+        )
     with SISA.load(store, executor=_executor(executor, workers, ray_address)) as sisa:
-        report = sisa.resume() if resume else sisa.forget(parse_ids(ids))
+        report = sisa.resume() if resume else sisa.forget(parse_ids(ids), request_id=request_id)
         if report is None:
             typer.echo("nothing to resume: no request was interrupted")
             return
-        shards = ", ".join(f"{s} (from step {k})" for s, k in report.shards.items())
+        if report.already_served:
+            typer.echo(
+                f"already served as request {report.request} (request id {report.request_id!r}): "
+                f"{report.forgotten} id(s) forgotten then; nothing changed"
+            )
+            return
+        shards = ", ".join(f"{s} (from step {k})" for s, k in report.parts.items())
         typer.echo(
             f"request #{report.request}{' (resumed)' if report.resumed else ''}: forgot "
             f"{report.forgotten} id(s); retrained shards {shards}: {report.steps_retrained} "

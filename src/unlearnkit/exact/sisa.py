@@ -35,7 +35,7 @@ Choices made here (documented in the README section):
 >>> sisa = SISA(model="logreg", shards=3, slices=2, epochs=2, executor="serial")
 >>> sisa = sisa.fit(data.train)
 >>> report = sisa.forget([int(data.train.ids[0])])
->>> len(report.shards), report.steps_retrained >= 1, sisa.requests_served_
+>>> len(report.parts), report.steps_retrained >= 1, sisa.requests_served_
 (1, True, 1)
 >>> sisa.predict(data.test.X[:3]).tolist() == sisa.predict_proba(data.test.X[:3]).argmax(1).tolist()
 True
@@ -44,7 +44,6 @@ True
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -55,8 +54,8 @@ import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -65,7 +64,22 @@ from torch import nn
 
 from unlearnkit.checkpoint import versions
 from unlearnkit.data.dataset import Split, sha256_of_ids
-from unlearnkit.errors import ConfigError, ForgetSelectionError, StoreError, UnknownIdsError
+from unlearnkit.errors import (
+    ConfigError,
+    ForgetSelectionError,
+    RequestIdConflictError,
+    StoreError,
+    StoreFormatError,
+    UnknownIdsError,
+)
+from unlearnkit.exact.base import (
+    ExactEngine,
+    ForgetResult,
+    check_request_id,
+    check_retry,
+    register,
+)
+from unlearnkit.exact.ids import as_id_array, coerce_forget_ids
 from unlearnkit.exact.sisa_plan import (
     assign_distribution_aware,
     assign_uniform,
@@ -77,7 +91,6 @@ from unlearnkit.exact.sisa_plan import (
 from unlearnkit.exact.sisa_store import (
     FORMAT,
     FORMAT_VERSION,
-    AlreadyDeletedError,
     PendingRequestError,
     SISAStore,
     StoreMismatchError,
@@ -85,12 +98,16 @@ from unlearnkit.exact.sisa_store import (
 )
 from unlearnkit.exact.sisa_worker import ShardJob, torch_threads, train_shard
 from unlearnkit.models import from_spec, make
+from unlearnkit.params import OneOf, Range, declared
 from unlearnkit.runtime.executors import Executor, get_executor
+from unlearnkit.runtime.executors import names as executor_names
 from unlearnkit.training import TrainConfig
 from unlearnkit.training import predict_proba as model_proba
 
 AGGREGATIONS = ("vote", "softmax")
 SHARDINGS = ("uniform", "distribution-aware")
+EXECUTORS = tuple(executor_names())
+_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 def _concat(parts: list[Split]) -> Split:
@@ -154,48 +171,21 @@ class SISAEnsemble(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ForgetReport:
-    """What one ``forget`` did.
-
-    ``shards`` maps each retrained shard to the first step it redid (1-based);
-    ``sample_passes`` is the cost-model quantity (epochs × samples summed over
-    the redone steps); ``samples_retrained`` counts the remaining samples of the
-    retrained shards; ``resumed`` says the request had been interrupted before.
-    """
-
-    request: int
-    forgotten: int
-    shards: dict[int, int]
-    steps_retrained: int
-    sample_passes: int
-    samples_retrained: int
-    seconds: float
-    resumed: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _as_id_array(ids) -> np.ndarray:
-    if isinstance(ids, int | np.integer):
-        ids = [ids]
-    if isinstance(ids, torch.Tensor):
-        ids = ids.detach().cpu().numpy()
-    arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
-    if arr.size == 0:
-        raise ForgetSelectionError("the id list is empty; pass at least one sample id to forget")
-    if arr.dtype.kind not in "iu":
-        raise UnknownIdsError(f"sample ids must be integers; got values of type {arr.dtype}")
-    return np.unique(arr.astype(np.int64).ravel())
+# The name of SISA's result type before the engine contract; every engine now returns
+# a ForgetResult (SISA's shards are its ``parts``).
+ForgetReport = ForgetResult
 
 
 def _normalised(value):
     return json.loads(json.dumps(value))
 
 
-class SISA:
+@register
+class SISA(ExactEngine):
     """Exact unlearning by sharded, sliced training (spec/sisa.md).
+
+    An :class:`~unlearnkit.exact.ExactEngine`: bit-exact, persistent (every request
+    commits to the store; ``SISA.load(store)`` reopens it), classification only.
 
     Parameters (keyword-only):
 
@@ -229,6 +219,51 @@ class SISA:
     ``num_classes_``, ``step_epochs_``, ``shard_seeds_``, ``shard_sizes_``, ``slice_sizes_``,
     ``deleted_ids_``, ``requests_served_``, ``fit_seconds_`` (wall time of the fit).
     """
+
+    name = "sisa"
+    summary = "sharded, sliced training; a forget retrains only the shards that saw the ids"
+    bit_exact = True
+    persistent = True
+    tasks = ("classification",)
+
+    @staticmethod
+    def run_options(
+        *,
+        shards: Annotated[int, Range(ge=1)] = 5,
+        slices: Annotated[int, Range(ge=1)] = 5,
+        aggregation: Annotated[str, OneOf(AGGREGATIONS)] = "vote",
+        executor: Annotated[str, OneOf(EXECUTORS)] = "serial",
+    ) -> None:
+        """``unlearnkit run -o sisa.PARAM=VALUE``: the run gives the model, recipe and seed.
+
+        The run's ``--epochs`` is SISA's ``e0``; serial by default, because the run
+        already times the forget against golden's single-process training.
+        """
+
+    @classmethod
+    def for_run(
+        cls, *, model, training, seed, num_classes, store=None, progress=None, **options
+    ) -> SISA:
+        return cls(
+            model=model,
+            epochs=training.epochs,
+            training=training,
+            seed=seed,
+            num_classes=num_classes,
+            store=store,
+            progress=progress,
+            **options,
+        )
+
+    @classmethod
+    def check_run(cls, *, train_size: int, options: dict) -> None:
+        chosen = {k: p.default for k, p in declared(cls.run_options).items()} | options
+        if train_size // chosen["shards"] < chosen["slices"]:
+            raise ConfigError(
+                f"sisa: {train_size} train samples in {chosen['shards']} shards leave fewer than "
+                f"{chosen['slices']} samples (one per slice) in some shard; "
+                "use fewer shards or slices"
+            )
 
     def __init__(
         self,
@@ -359,12 +394,6 @@ class SISA:
             self._executor.close()
         self._executor = None
 
-    def __enter__(self) -> SISA:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- fit --------------------------------------------------------------------------------
     def fit(self, train: Split, *, exclude_ids=None) -> SISA:
         """Shard, slice and train every constituent on ``train``; returns ``self``.
@@ -379,6 +408,7 @@ class SISA:
         self._check_options()
         if len(train) == 0:
             raise ConfigError("cannot fit SISA on an empty training split")
+        self.check_task(train)
         if train.y.dtype != torch.int64:
             raise ConfigError(
                 "SISA needs class labels (int64 targets); regression is not supported"
@@ -575,12 +605,19 @@ class SISA:
     @classmethod
     def load(
         cls,
-        store: str | os.PathLike,
+        store: str | os.PathLike | Mapping,
         *,
         executor: str | Executor | None = "process",
         progress: bool | None = None,
     ) -> SISA:
-        """Open a store written by :meth:`fit`; the configuration comes from the store."""
+        """Open a store written by :meth:`fit`; the configuration comes from the store.
+
+        ``store`` is the store directory, or a :meth:`state_dict` (which names it).
+        """
+        if isinstance(store, Mapping):
+            if not isinstance(store.get("store"), str):
+                raise StoreError("this state_dict names no SISA store; pass SISA.state_dict()")
+            store = store["store"]
         disk = SISAStore(store)
         config = disk.read_config()
         engine = config["engine"]
@@ -659,9 +696,9 @@ class SISA:
 
     # -- forgetting ---------------------------------------------------------------------------
     def locate(self, ids) -> tuple[np.ndarray, np.ndarray]:
-        """0-based ``(shard, slice)`` of each id, as assigned at fit time."""
+        """0-based ``(shard, slice)`` of each id (in the order given), as assigned at fit time."""
         self._ensure_loaded()
-        ids = _as_id_array(ids)
+        ids = as_id_array(ids)
         where = np.searchsorted(self._split_sorted_ids, ids).clip(
             max=len(self._split_sorted_ids) - 1
         )
@@ -673,16 +710,22 @@ class SISA:
             )
         return self._split_shard[where], self._split_slice[where]
 
-    def forget(self, ids) -> ForgetReport:
+    def forget(self, ids, *, request_id: str | None = None) -> ForgetResult:
         """Forget ``ids``: retrain each affected shard once, from its earliest affected slice.
 
         Affected shards retrain in parallel through the executor. If the store
         holds a request that was interrupted (process killed), calling ``forget``
         with the same ids finishes it; other ids are refused until then.
+        ``request_id`` is recorded with the request (state and request log): the
+        same key with the same ids again returns the committed result with
+        ``already_served=True`` and touches nothing.
         """
         self._ensure_loaded()
         started = time.perf_counter()
-        ids = _as_id_array(ids)
+        request_id = check_request_id(request_id)
+        # Malformed, repeated and unknown ids fail before the store is touched;
+        # already-forgotten ones once a retried request_id has had its say.
+        ids = coerce_forget_ids(ids, known=self._split_sorted_ids, deleted=_NO_IDS)
         disk = SISAStore(self.store_)
         with disk.lock():
             self._refresh(disk)
@@ -693,9 +736,12 @@ class SISA:
             if pending is not None:
                 same = np.array_equal(np.asarray(pending["ids"], dtype=np.int64), ids)
                 if self.requests_served_ >= pending["request"]:
-                    self._finish(disk)
+                    removed = self._finish(disk)
                     if same:
-                        return _report_from_log(self._state["last_request"])
+                        return dataclasses.replace(
+                            _result_from_record(self._state["last_request"], resumed=True),
+                            files_deleted=tuple(removed),
+                        )
                 elif not same:
                     raise PendingRequestError(
                         f"SISA store {self.store_} has an interrupted request #{pending['request']} "
@@ -703,29 +749,70 @@ class SISA:
                         "again ('unlearnkit sisa forget STORE --resume'), then send new ones"
                     )
                 else:
+                    key = pending.get("request_id")
+                    if request_id is not None and key is not None and request_id != key:
+                        raise RequestIdConflictError(
+                            f"request_id {request_id!r} differs from {key!r}, the key of the "
+                            f"interrupted request #{pending['request']} for these ids; retry "
+                            "with that key"
+                        )
                     plan = {int(s): int(k) for s, k in pending["plan"].items()}
-                    return self._serve(disk, pending["request"], ids, plan, started, resumed=True)
+                    return self._serve(
+                        disk,
+                        pending["request"],
+                        ids,
+                        plan,
+                        started,
+                        resumed=True,
+                        request_id=key if key is not None else request_id,
+                    )
+            if request_id is not None:
+                served = self._served(disk, request_id, ids)
+                if served is not None:
+                    return served
+            ids = coerce_forget_ids(ids, known=self._split_sorted_ids, deleted=self.deleted_ids_)
             plan = self._plan(ids)
             request = self.requests_served_ + 1
-            disk.write_json(
-                disk.pending_path,
-                {
-                    "kind": "forget",
-                    "request": request,
-                    "ids": ids.tolist(),
-                    "plan": plan,
-                    "started": now(),
-                },
+            marker = {
+                "kind": "forget",
+                "request": request,
+                "ids": ids.tolist(),
+                "plan": plan,
+                "started": now(),
+            }
+            if request_id is not None:
+                marker["request_id"] = request_id
+            disk.write_json(disk.pending_path, marker)
+            return self._serve(
+                disk, request, ids, plan, started, resumed=False, request_id=request_id
             )
-            return self._serve(disk, request, ids, plan, started, resumed=False)
 
-    def resume(self) -> ForgetReport | None:
+    def _served(self, disk: SISAStore, request_id: str, ids: np.ndarray) -> ForgetResult | None:
+        """The committed result of the request keyed ``request_id``, or ``None`` if none was."""
+        number = self._state.get("request_ids", {}).get(request_id)
+        if number is None:
+            return None
+        last = self._state.get("last_request") or {}
+        record = (
+            last
+            if last.get("request") == number
+            else next((r for r in disk.read_log() if r.get("request") == number), None)
+        )
+        if record is None:
+            raise StoreFormatError(
+                f"request {number} (request_id {request_id!r}) is recorded in state.json but "
+                f"missing from {disk.log_path}; the request log is damaged"
+            )
+        check_retry(request_id, ids, served_ids=record["ids"], request=number)
+        return _result_from_record(record, resumed=False).served_again()
+
+    def resume(self) -> ForgetResult | None:
         """Finish an interrupted forget request, if there is one."""
         self._ensure_loaded()
         pending = SISAStore(self.store_).read_pending()
         if pending is None or pending.get("kind") != "forget":
             return None
-        return self.forget(pending["ids"])
+        return self.forget(pending["ids"], request_id=pending.get("request_id"))
 
     @property
     def pending_request_(self) -> dict | None:
@@ -735,12 +822,6 @@ class SISA:
         return pending if pending is not None and pending.get("kind") == "forget" else None
 
     def _plan(self, ids: np.ndarray) -> dict[int, int]:
-        deleted = np.isin(ids, self.deleted_ids_)
-        if deleted.any():
-            raise AlreadyDeletedError(
-                f"{int(deleted.sum())} id(s) were already forgotten (first: "
-                f"{ids[deleted][:5].tolist()}; see requests.jsonl); leave them out of the request"
-            )
         shard, slice_ = self.locate(ids)
         if len(ids) + len(self.deleted_ids_) >= len(self._split_sorted_ids):
             raise ForgetSelectionError(
@@ -751,7 +832,7 @@ class SISA:
             plan[s] = min(plan.get(s, r + 1), r + 1)
         return dict(sorted(plan.items()))
 
-    def _serve(self, disk, request, ids, plan, started, *, resumed) -> ForgetReport:
+    def _serve(self, disk, request, ids, plan, started, *, resumed, request_id) -> ForgetResult:
         config = self.config_
         # Entries are replaced, never mutated: copying the lists is enough.
         state = {
@@ -802,38 +883,43 @@ class SISA:
             sample_passes += sum(x["epochs"] * x["samples"] for x in result["steps"])
             steps_retrained += len(result["steps"])
             samples += sum(e["size"] for e in state["shards"][s]["slices"])
-        report = ForgetReport(
+        result = ForgetResult(
             request=request,
-            forgotten=len(ids),
-            shards=plan,
+            ids=tuple(ids.tolist()),
+            seconds=time.perf_counter() - started,
+            request_id=request_id,
+            resumed=resumed,
+            parts=plan,
             steps_retrained=steps_retrained,
             sample_passes=sample_passes,
             samples_retrained=samples,
-            seconds=time.perf_counter() - started,
-            resumed=resumed,
         )
         state["deleted_ids"] = np.union1d(self.deleted_ids_, ids).tolist()
         state["requests_served"] = request
         # The log line is kept in the committed state so that a crash between the
         # commit and the log append still logs the request exactly once.
-        state["last_request"] = {"time": now(), "ids": ids.tolist(), **report.to_dict()}
+        state["last_request"] = _record(result)
+        if request_id is not None:
+            # Committed with the request itself, so a retry after a crash finds its key.
+            state["request_ids"] = {**state.get("request_ids", {}), request_id: request}
         disk.write_json(disk.state_path, state)  # the commit: old state before, new state after
         self._set_learned(config, state)
-        self._finish(disk, shards=list(plan))
-        return report
+        removed = self._finish(disk, shards=list(plan))
+        return dataclasses.replace(result, files_deleted=tuple(removed))
 
-    def _finish(self, disk: SISAStore, *, shards: list[int] | None = None) -> None:
+    def _finish(self, disk: SISAStore, *, shards: list[int] | None = None) -> list[str]:
         """After a commit: log the request once, delete superseded files, clear the marker.
 
         Superseded files can only be in the shards the request retrained (``shards``);
-        ``None`` scans them all.
+        ``None`` scans them all. Returns the files deleted.
         """
         record = self._state["last_request"]
         logged = disk.read_log()
         if record is not None and (not logged or logged[-1].get("request") != record["request"]):
             disk.append_log(record)
-        disk.remove_unreferenced(_referenced(self._state), shards=shards)
+        removed = disk.remove_unreferenced(_referenced(self._state), shards=shards)
         disk.clear_pending()
+        return removed
 
     # -- prediction -------------------------------------------------------------------------
     def constituents(self) -> dict[int, nn.Module]:
@@ -922,6 +1008,20 @@ class SISA:
             "metadata": self.config_.get("metadata", {}),
         }
 
+    def state_dict(self) -> dict:
+        """The store's path with a snapshot of its config and state (JSON, no tensors).
+
+        SISA's state lives in its store, which every request updates; ``SISA.load``
+        takes this dict (or the path) and reads the store as it is then.
+        """
+        self._ensure_loaded()
+        return {
+            "engine": self.name,
+            "store": str(self.store_),
+            "config": copy.deepcopy(self.config_),
+            "state": copy.deepcopy(self._state),
+        }
+
     def verify(self) -> list[str]:
         """Check every file ``state.json`` names against its SHA-256; return the problems."""
         self._ensure_loaded()
@@ -936,11 +1036,41 @@ class SISA:
         return problems
 
 
-def _report_from_log(record: dict) -> ForgetReport:
-    names = {f.name for f in fields(ForgetReport)}
-    values = {k: v for k, v in record.items() if k in names}
-    shards = {int(s): k for s, k in values["shards"].items()}
-    return ForgetReport(**{**values, "shards": shards, "resumed": True})
+def _record(result: ForgetResult) -> dict:
+    """A request-log line (also ``state.json``'s ``last_request``).
+
+    The keys are those of stores written before the engine contract, so old and
+    new logs read alike; ``request_id`` is added only when the caller gave one.
+    """
+    record = {
+        "time": now(),
+        "ids": list(result.ids),
+        "request": result.request,
+        "forgotten": result.forgotten,
+        "shards": result.parts,
+        "steps_retrained": result.steps_retrained,
+        "sample_passes": result.sample_passes,
+        "samples_retrained": result.samples_retrained,
+        "seconds": result.seconds,
+        "resumed": result.resumed,
+    }
+    if result.request_id is not None:
+        record["request_id"] = result.request_id
+    return record
+
+
+def _result_from_record(record: dict, *, resumed: bool) -> ForgetResult:
+    return ForgetResult(
+        request=int(record["request"]),
+        ids=tuple(int(i) for i in record["ids"]),
+        seconds=float(record["seconds"]),
+        request_id=record.get("request_id"),
+        resumed=resumed,
+        parts={int(s): int(k) for s, k in record["shards"].items()},
+        steps_retrained=int(record["steps_retrained"]),
+        sample_passes=int(record["sample_passes"]),
+        samples_retrained=int(record["samples_retrained"]),
+    )
 
 
 def _step_entry(step: dict) -> dict:
@@ -980,117 +1110,18 @@ def _compare(store: SISAStore, existing: dict, wanted: dict, *, keys=("engine", 
         )
 
 
-# --------------------------------------------------------------------------------------
-# Hook for the experiment runner (`unlearnkit run`)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SISARun:
-    """One SISA pass over a forget split, as the experiment runner reports it.
-
-    ``unlearned`` is the ensemble after ``forget(split.forget.ids)``; ``golden``
-    is SISA's own golden (the same SISA trained from scratch without the forget
-    ids); ``original`` the ensemble before the forget. ``identical_to_golden``
-    checks exactness (every constituent equal bit for bit).
-    """
-
-    original: SISAEnsemble
-    unlearned: SISAEnsemble
-    golden: SISAEnsemble
-    fit_seconds: float
-    forget_seconds: float
-    golden_seconds: float
-    report: ForgetReport
-    identical_to_golden: bool
-    config: dict = field(default_factory=dict)
-
-
-def run_sisa(
-    split,
-    *,
-    model: str | nn.Module = "mlp",
-    config: TrainConfig | None = None,
-    seed: int = 0,
-    shards: int = 5,
-    slices: int = 5,
-    aggregation: str = "vote",
-    store: str | os.PathLike | None = None,
-    executor: str | Executor | None = "serial",
-    progress: bool | None = None,
-) -> SISARun:
-    """Fit SISA on ``split.train``, forget ``split.forget.ids`` (timed), fit its golden.
-
-    ``config`` is the recipe of the monolithic models (its ``epochs`` is SISA's
-    ``e0``). ``store`` is a directory under which ``original/`` and ``golden/``
-    stores are made (temporary directories if ``None``).
-
-    >>> import unlearnkit as uk
-    >>> data = uk.datasets.load("digits")
-    >>> split = uk.select_forget(data, "random:5", seed=0)
-    >>> run = run_sisa(split, model="logreg", config=uk.TrainConfig(epochs=2), shards=2, slices=2)
-    >>> run.identical_to_golden, run.report.forgotten
-    (True, 5)
-    """
-    config = config or TrainConfig()
-    base = Path(store) if store is not None else None
-    options = dict(
-        model=model,
-        shards=shards,
-        slices=slices,
-        epochs=config.epochs,
-        training=config,
-        aggregation=aggregation,
-        seed=seed,
-        executor=executor,
-        progress=progress,
-    )
-    with contextlib.ExitStack() as stack:
-        sisa = stack.enter_context(SISA(**options, store=base / "original" if base else None))
-        started = time.perf_counter()
-        sisa.fit(split.train)
-        fit_seconds = time.perf_counter() - started
-        original = copy.deepcopy(sisa.as_module())
-        report = sisa.forget(split.forget.ids)
-        golden_engine = stack.enter_context(
-            SISA(**options, store=base / "golden" if base else None)
-        )
-        started = time.perf_counter()
-        golden_engine.fit(split.train, exclude_ids=split.forget.ids)
-        golden_seconds = time.perf_counter() - started
-        unlearned, golden = sisa.as_module(), golden_engine.as_module()
-    identical = len(unlearned.constituents) == len(golden.constituents) and all(
-        torch.equal(a, b)
-        for m, g in zip(unlearned.constituents, golden.constituents, strict=True)
-        for a, b in zip(m.state_dict().values(), g.state_dict().values(), strict=True)
-    )
-    return SISARun(
-        original=original,
-        unlearned=unlearned,
-        golden=golden,
-        fit_seconds=fit_seconds,
-        forget_seconds=report.seconds,
-        golden_seconds=golden_seconds,
-        report=report,
-        identical_to_golden=identical,
-        config=sisa.config_["engine"] | {"aggregation": aggregation},
-    )
-
-
 __all__ = [
     "AGGREGATIONS",
     "SHARDINGS",
     "ForgetReport",
     "SISA",
     "SISAEnsemble",
-    "SISARun",
     "ShardJob",
     "aggregate",
     "assign_distribution_aware",
     "assign_uniform",
     "expected_sample_passes",
     "retrain_sample_passes",
-    "run_sisa",
     "shard_seed",
     "step_epochs",
     "torch_threads",
