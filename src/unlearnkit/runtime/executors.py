@@ -422,7 +422,7 @@ def get_executor(
     >>> get_executor("threads")
     Traceback (most recent call last):
     ...
-    unlearnkit.runtime.executors.UnknownExecutorError: unknown executor 'threads'; valid names: process, ray, serial
+    unlearnkit.errors.UnknownExecutorError: unknown executor 'threads'; valid names: process, ray, serial
     """
     if isinstance(executor, Executor):
         return executor
