@@ -15,7 +15,8 @@ timed after each block, on the rows retained at that point:
 
 **Error** is ``‖w − w_ref‖₂ / ‖w_ref‖₂`` against the exact solution on the
 retained rows computed independently with ``numpy.linalg.svd``
-(``V diag(s / (s² + λ)) Uᵀy``; λ = 0: ``1/s``, dropping ``s ≤ max(n, d)·eps·s_max``),
+(``V diag(s / (s² + λ)) Uᵀy``; λ = 0: ``1/s``, dropping ``s ≤ max(n, d)·eps·s_max``;
+for n > 2d the SVD of R from NumPy's QR of ``[X y]``),
 for the fit and after every block.
 
 **Accuracy on hard data.** ``X = U diag(s) Vᵀ`` with geometrically spaced
@@ -76,16 +77,27 @@ def timed(fn):
 
 
 def svd_reference(X, y, ridge):
-    """(w, κ, ρ): exact solution, cond(XᵀX + λI) on the row space, stacked relative residual."""
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    """(w, κ, ρ): exact solution, cond(XᵀX + λI) on the row space, stacked relative residual.
+
+    Computed with NumPy only. For tall X the SVD is taken of R from a QR of the
+    augmented ``[X y]`` (its last column is ``Qᵀy``), which is how LAPACK's SVD
+    treats tall matrices too, without forming the n × d factor ``U``.
+    """
+    n, d = X.shape
+    if n > 2 * d:
+        Ra = np.linalg.qr(np.column_stack([X, y]), mode="r")
+        Ur, s, Vt = np.linalg.svd(Ra[:d, :d])
+        Uty = Ur.T @ Ra[:d, d]
+    else:
+        U, s, Vt = np.linalg.svd(X, full_matrices=False)
+        Uty = U.T @ y
     if ridge > 0:
         gain, e = s / (s * s + ridge), s * s + ridge
     else:
         keep = s > max(X.shape) * EPS * s[0]
         gain = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
         e = s[keep] ** 2
-    w = Vt.T @ (gain * (U.T @ y))
-    del U
+    w = Vt.T @ (gain * Uty)
     kappa = float(e.max() / e.min())
     nw = np.linalg.norm(w)
     residual = np.sqrt(np.linalg.norm(y - X @ w) ** 2 + ridge * nw**2)
