@@ -591,11 +591,11 @@ def test_carried_optimizer_state_is_resumed_exactly(digits, tmp_path):
 
 def test_crash_after_the_commit_only_finishes_the_bookkeeping(fresh, digits):
     """Killed between the state commit and the log/cleanup: the new state is already
-    in force; forgetting the same ids again logs it once and deletes leftovers."""
+    in force; the next open logs it once and deletes leftovers, retraining nothing."""
     sisa, store = fresh
     drop = digits.train.ids[:2].tolist()
     old_files = {p.relative_to(store).as_posix(): p.read_bytes() for p in store.glob("shard-*/*")}
-    report = sisa.forget(drop)
+    sisa.forget(drop)
     # Recreate the crash: marker back, log line missing, superseded files still there.
     (store / "pending.json").write_text(
         json.dumps({"kind": "forget", "request": 1, "ids": sorted(drop), "plan": {}})
@@ -605,16 +605,14 @@ def test_crash_after_the_commit_only_finishes_the_bookkeeping(fresh, digits):
         (store / name).write_bytes(blob)
     state = (store / "state.json").read_bytes()
 
-    again = SISA.load(store, executor="serial").forget(drop)
+    reopened = SISA.load(store, executor="serial")
 
-    assert (
-        again.resumed
-        and again.parts == report.parts
-        and again.steps_retrained == report.steps_retrained
-    )
     assert (store / "state.json").read_bytes() == state  # nothing retrained or recommitted
-    assert [r["request"] for r in sisa.requests()] == [1]
+    assert [r["request"] for r in reopened.requests()] == [1]
     assert not (store / "pending.json").exists()
+    # The request is served: the same ids again are already forgotten.
+    with pytest.raises(AlreadyDeletedError):
+        reopened.forget(drop)
     referenced = {
         e["file"] for sh in json.loads(state)["shards"] for e in sh["steps"] + sh["slices"]
     }
@@ -644,3 +642,53 @@ def test_interrupted_fit_is_finished_by_fitting_again(fitted, digits, tmp_path):
     }
     assert files(store) == files(complete)  # byte-identical to the uninterrupted fit
     assert not (store / "pending.json").exists()
+
+
+@pytest.mark.parametrize("opener", ["load", "status", "verify", "cli-status"])
+def test_a_crash_after_the_commit_is_cleaned_up_by_the_next_open(
+    fresh, digits, opener, monkeypatch
+):
+    """Commit, then die before the cleanup: the next open of any kind rolls it forward."""
+    sisa, store = fresh
+    ids = [int(i) for i in digits.train.ids[:3]]
+    before = {p.relative_to(store).as_posix() for p in store.glob("shard-*/*.safetensors")}
+
+    def crash(self, disk, **kwargs):
+        raise KeyboardInterrupt("killed after the commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SISA, "_finish", crash)
+        with pytest.raises(KeyboardInterrupt):
+            sisa.forget(ids)
+    # Committed: the new state names new files; the old slices holding the forgotten
+    # samples' features (and the checkpoints trained on them) are still on disk.
+    stale = before - set(_referenced_files(store))
+    assert stale and all((store / name).exists() for name in stale)
+
+    if opener == "load":
+        opened = SISA.load(store, executor="serial")
+    elif opener == "status":
+        SISA(**OPTIONS, store=store).status()
+    elif opener == "verify":
+        assert SISA(**OPTIONS, store=store).verify() == []
+    else:
+        from unlearnkit.cli import main
+
+        monkeypatch.setattr("sys.argv", ["unlearnkit", "sisa", "status", str(store)])
+        main()  # returns normally on success
+    assert not any((store / name).exists() for name in stale)
+    assert not (store / "pending.json").exists()
+    opened = SISA.load(store, executor="serial")
+    assert opened.requests_served_ == 1 and len(opened.requests()) == 1
+    assert set(ids) <= set(opened.deleted_ids_.tolist())
+
+
+def _referenced_files(store) -> list[str]:
+    state = json.loads((store / "state.json").read_text())
+    return [
+        entry["file"]
+        for shard in state["shards"]
+        for key in ("slices", "steps")
+        for entry in shard[key]
+        if entry.get("file")
+    ]

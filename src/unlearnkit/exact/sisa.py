@@ -68,6 +68,7 @@ from unlearnkit.errors import (
     ConfigError,
     ForgetSelectionError,
     RequestIdConflictError,
+    StoreBusyError,
     StoreError,
     StoreFormatError,
     UnknownIdsError,
@@ -653,6 +654,38 @@ class SISA(ExactEngine):
                 "same configuration and data to finish it"
             )
         self._set_learned(config, state)
+        self._roll_forward(disk)
+
+    def _roll_forward(self, disk: SISAStore) -> list[str]:
+        """Finish the cleanup of a request that committed just before a crash.
+
+        After the commit point the old slices (holding the forgotten samples'
+        features) and the checkpoints trained on them are no longer referenced, but
+        they stay on disk until the cleanup runs. Every way of opening a store
+        (``load``, ``status``, ``verify``, the CLI) runs it first, so nothing of a
+        forgotten sample outlives the next open. A store another process is writing
+        is left to that writer, which finishes the cleanup itself.
+        """
+        pending = disk.read_pending()
+        if pending is None:
+            return []
+        if pending.get("kind") != "fit" and self.requests_served_ < pending["request"]:
+            return []  # not committed: the old state stands until the request is resumed
+        try:
+            with disk.lock():
+                self._refresh(disk)
+                pending = disk.read_pending()
+                if pending is None:
+                    return []
+                if pending.get("kind") == "fit":
+                    disk.clear_pending()  # the fit committed; it has nothing to clean up
+                    return []
+                if self.requests_served_ < pending["request"]:
+                    return []
+                shards = sorted(int(s) for s in pending.get("plan", {})) or None
+                return self._finish(disk, shards=shards)
+        except StoreBusyError:
+            return []
 
     def _ensure_loaded(self) -> None:
         """An engine that has not fitted opens its ``store``, which must match its configuration."""
