@@ -27,8 +27,13 @@ atomically, and ``RidgeClassifierEngine.load`` takes either.
 >>> data = uk.datasets.load("digits")
 >>> engine = RidgeClassifierEngine(ridge=1.0).fit(data.train)
 >>> result = engine.forget(data.train.ids[:5])
->>> result.forgotten, result.extra["path"]
-(5, 'woodbury')
+>>> result.forgotten, result.extra["path"], result.extra["fallback"]
+(5, 'refit', True)
+
+Raw digits pixels with ``ridge=1`` give statistics of condition ~4e6: a downdate's
+estimated error would exceed the solver's ``tol``, so the engine refits (SVD) and
+says why in ``result.extra["reason"]``; better-conditioned data (or a larger
+``ridge``) take the O(k·d²) downdate.
 >>> fresh = RidgeClassifierEngine(ridge=1.0).fit(data.train, exclude_ids=data.train.ids[:5])
 >>> bool((engine.predict(data.test.X) == fresh.predict(data.test.X)).all())
 True
