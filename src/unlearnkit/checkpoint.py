@@ -107,6 +107,49 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def save_npz_state(path: str | os.PathLike, *, meta: dict, arrays: dict) -> Path:
+    """Write JSON ``meta`` and NumPy ``arrays`` to one ``.npz`` file atomically.
+
+    The state of the closed-form engines: plain arrays (no pickle) plus a JSON
+    header stored as bytes under ``__meta__``. Returns the path (``.npz`` added).
+    """
+    import io
+
+    import numpy as np
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    buffer = io.BytesIO()
+    np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_npz_state(path: str | os.PathLike, *, what: str, fix: str) -> tuple[dict, dict]:
+    """``(meta, arrays)`` of a file written by :func:`save_npz_state`.
+
+    ``what`` names the state in errors, ``fix`` says how to make a new one; a
+    missing or damaged file is a :class:`~unlearnkit.errors.StoreError`.
+    """
+    import numpy as np
+
+    from unlearnkit.errors import StoreError
+
+    path = Path(path)
+    if not path.is_file() and path.with_name(path.name + ".npz").is_file():
+        path = path.with_name(path.name + ".npz")
+    if not path.is_file():
+        raise StoreError(f"no {what} at {path}; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    except Exception as exc:  # zip, npy header or JSON damage all mean the same to a user
+        raise StoreError(f"{what} {path} is corrupt ({type(exc).__name__}: {exc}); {fix}") from None
+    return meta, arrays
+
+
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -205,6 +248,8 @@ __all__ = [
     "atomic_write_text",
     "fsync_directory",
     "load",
+    "load_npz_state",
     "read_metadata",
     "save",
+    "save_npz_state",
 ]

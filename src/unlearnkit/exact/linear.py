@@ -54,8 +54,6 @@ it took, why, and the estimated error of the result.
 
 from __future__ import annotations
 
-import io
-import json
 import numbers
 import time
 from dataclasses import dataclass, field, replace
@@ -65,7 +63,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import lapack
 
-from unlearnkit.checkpoint import atomic_write_bytes
+from unlearnkit.checkpoint import load_npz_state, save_npz_state
 from unlearnkit.errors import (
     ConfigError,
     DatasetError,
@@ -576,32 +574,14 @@ class LinearRegressionUnlearner:
         >>> bool(np.array_equal(LinearRegressionUnlearner.load(p).coef_, m.coef_))
         True
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
         state = self.state_dict()
-        buf = io.BytesIO()
-        meta = np.frombuffer(json.dumps(state["meta"]).encode(), dtype=np.uint8)
-        np.savez(buf, __meta__=meta, **state["arrays"])
-        atomic_write_bytes(path, buf.getvalue())
-        return path
+        return save_npz_state(path, meta=state["meta"], arrays=state["arrays"])
 
     @classmethod
     def load(cls, path: str | Path) -> LinearRegressionUnlearner:
-        path = Path(path)
-        if not path.is_file() and path.with_name(path.name + ".npz").is_file():
-            path = path.with_name(path.name + ".npz")
-        if not path.is_file():
-            raise StoreError(f"linear unlearner state {path} does not exist; save() it first")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except Exception as exc:  # zip, npy header or JSON damage all mean the same to a user
-            raise StoreError(
-                f"linear unlearner state {path} is corrupt ({type(exc).__name__}: {exc}); "
-                "refit and save again"
-            ) from None
+        meta, arrays = load_npz_state(
+            path, what="linear unlearner state", fix="fit and save() it again"
+        )
         return cls().load_state_dict({"meta": meta, "arrays": arrays})
 
     # ----------------------------------------------------------------- internals

@@ -41,8 +41,6 @@ True
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import time
@@ -54,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearnkit.checkpoint import atomic_write_bytes
+from unlearnkit.checkpoint import load_npz_state, save_npz_state
 from unlearnkit.errors import (
     ConfigError,
     DatasetError,
@@ -336,9 +334,6 @@ class RidgeClassifierEngine(ExactEngine):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write :meth:`state_dict` to ``path`` (``.npz``) atomically; returns the path."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
         state = self.state_dict()
         inner = state.pop("unlearner")
         arrays = {f"unlearner.{k}": v for k, v in inner["arrays"].items()}
@@ -346,31 +341,16 @@ class RidgeClassifierEngine(ExactEngine):
             state.pop("known_ids"),
             state.pop("deleted_ids"),
         )
-        meta = {**state, "unlearner_meta": inner["meta"]}
-        buffer = io.BytesIO()
-        np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        atomic_write_bytes(path, buffer.getvalue())
-        return path
+        return save_npz_state(path, meta={**state, "unlearner_meta": inner["meta"]}, arrays=arrays)
 
     @classmethod
     def load(cls, source: Mapping | str | os.PathLike) -> RidgeClassifierEngine:
         """An engine from a :meth:`state_dict` or a file written by :meth:`save`."""
         if isinstance(source, Mapping):
             return cls().load_state_dict(source)
-        path = Path(source)
-        if not path.is_file() and path.with_name(path.name + ".npz").is_file():
-            path = path.with_name(path.name + ".npz")
-        if not path.is_file():
-            raise StoreError(f"no exact_ridge state at {path}; write one with engine.save(path)")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except Exception as exc:  # zip, npy header or JSON damage all mean the same to a user
-            raise StoreError(
-                f"exact_ridge state {path} is corrupt ({type(exc).__name__}: {exc}); "
-                "fit and save again"
-            ) from None
+        meta, arrays = load_npz_state(
+            source, what="exact_ridge state", fix="fit and save(path) an engine again"
+        )
         inner = {k.removeprefix("unlearner."): v for k, v in arrays.items() if "." in k}
         state = {
             **{k: v for k, v in meta.items() if k != "unlearner_meta"},
