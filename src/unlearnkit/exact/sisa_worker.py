@@ -184,10 +184,16 @@ def train_shard(job: ShardJob) -> dict:
     io = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlearnkit-sisa-io")
     try:
         # Checkpoints of this request already on disk: a killed attempt left them.
+        # Writes land in the background, so a failed one can leave a gap (step 2 on
+        # disk, step 1 not): only a checkpoint whose predecessors all landed counts.
+        on_disk = [
+            (store.root / store.step_name(job.shard, step, job.tag)).is_file()
+            for step in range(job.first_step, R + 1)
+        ]
         left = [
             step
             for step in range(R, job.first_step - 1, -1)
-            if (store.root / store.step_name(job.shard, step, job.tag)).is_file()
+            if all(on_disk[: step - job.first_step + 1])
         ]
         source = job.resume_from
         if source is not None and not left:  # queued first: needed first

@@ -1,0 +1,163 @@
+"""Deterministic fault injection: a forget that dies after its k-th durable write, for every k.
+
+The engine's writes all go through ``atomic_write_bytes`` (checkpoints, slices, the
+pending marker, the state commit). Here the k-th of them raises instead of
+returning, as if the process had been killed right after its (k-1)-th write
+landed. Opening the store again and sending the same ids must then give the
+uninterrupted result bit for bit, and leave exactly the files the uninterrupted
+run leaves: no orphan checkpoint, no stale slice with a forgotten sample in it,
+no temporary file. Unlike a SIGKILL timing race, every crash point is reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+
+import pytest
+import torch
+
+from unlearnkit import checkpoint
+from unlearnkit.errors import AlreadyDeletedError
+from unlearnkit.exact import SISA, sisa_store
+from unlearnkit.training import TrainConfig
+
+OPTIONS = dict(
+    model="logreg",
+    shards=2,
+    slices=3,
+    epochs=3,
+    training=TrainConfig(batch_size=32),
+    seed=3,
+    executor="serial",
+)
+
+
+MAX_WRITES = 14  # the scenario makes 10; the table covers every k up to this
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing in the engine may catch it."""
+
+
+def _files(store) -> dict[str, str]:
+    return {
+        p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def _weights(sisa: SISA) -> dict:
+    return {s: m.state_dict() for s, m in sisa.constituents().items()}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, digits):
+    """A fitted store, the ids to forget, and the uninterrupted outcome."""
+    base = tmp_path_factory.mktemp("faults")
+    fitted = base / "fitted"
+    SISA(**OPTIONS, store=fitted).fit(digits.train)
+    # Ids in the first slice of two shards: every step of both shards is redone.
+    sisa = SISA.load(fitted, executor="serial")
+    shard, slice_ = sisa.locate(digits.train.ids)
+    ids = [
+        int(
+            next(
+                i
+                for i, s, r in zip(digits.train.ids, shard, slice_, strict=True)
+                if s == k and r == 0
+            )
+        )
+        for k in (0, 1)
+    ]
+    reference = base / "reference"
+    shutil.copytree(fitted, reference)
+    writes = []
+    real = checkpoint.atomic_write_bytes
+
+    def counting(path, data, **kwargs):
+        writes.append(str(path))
+        return real(path, data, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "atomic_write_bytes", counting)
+        patch.setattr(sisa_store, "atomic_write_bytes", counting)
+        done = SISA.load(reference, executor="serial")
+        done.forget(ids)
+    return fitted, ids, len(writes), _weights(SISA.load(reference)), _files(reference)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path, k):
+    """One write fails (a full disk, say) while later ones land: the gap is not trusted."""
+    fitted, ids, _, weights, files = scenario
+    store = tmp_path / "store"
+    shutil.copytree(fitted, store)
+    real = checkpoint.atomic_write_bytes
+    count = 0
+
+    def fails_once(path, data, **kwargs):
+        nonlocal count
+        count += 1
+        if count == k:
+            raise OSError(28, "No space left on device")
+        return real(path, data, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "atomic_write_bytes", fails_once)
+        patch.setattr(sisa_store, "atomic_write_bytes", fails_once)
+        with pytest.raises(OSError):
+            SISA.load(store, executor="serial").forget(ids)
+    SISA.load(store, executor="serial").forget(ids)
+    final = SISA.load(store, executor="serial")
+    got = _weights(final)
+    for shard, state in weights.items():
+        assert all(torch.equal(state[name], got[shard][name]) for name in state), shard
+    assert _files(store).keys() == files.keys()
+
+
+def test_the_scenario_writes_enough_to_be_a_test(scenario):
+    _, _, n_writes, _, _ = scenario
+    assert n_writes >= 8  # slices and steps of two shards, the marker and the commit
+    assert n_writes <= MAX_WRITES, "raise MAX_WRITES so that every crash point is tested"
+
+
+@pytest.mark.parametrize("k", range(1, MAX_WRITES + 1))
+def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(scenario, tmp_path, k):
+    fitted, ids, n_writes, weights, files = scenario
+    if k > n_writes:
+        pytest.skip(f"the forget makes {n_writes} durable writes")
+    store = tmp_path / "store"
+    shutil.copytree(fitted, store)
+    real = checkpoint.atomic_write_bytes
+    count = 0
+
+    def dies_at_k(path, data, **kwargs):
+        nonlocal count
+        count += 1
+        if count >= k:  # dead from the k-th write on: nothing later lands either
+            raise Killed(f"killed at durable write {k} ({path})")
+        return real(path, data, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "atomic_write_bytes", dies_at_k)
+        patch.setattr(sisa_store, "atomic_write_bytes", dies_at_k)
+        with pytest.raises(Killed):
+            SISA.load(store, executor="serial").forget(ids)
+
+    reopened = SISA.load(store, executor="serial")  # rolls a committed request forward
+    # The retry resumes an uncommitted request; a committed one the open finished.
+    with contextlib.suppress(AlreadyDeletedError):
+        reopened.forget(ids)
+    final = SISA.load(store, executor="serial")
+    assert final.requests_served_ == 1 and len(final.requests()) == 1
+    got = _weights(final)
+    assert got.keys() == weights.keys()
+    for shard, state in weights.items():
+        assert all(torch.equal(state[name], got[shard][name]) for name in state), shard
+    left = _files(store)
+    assert left.keys() == files.keys(), sorted(set(left) ^ set(files))
+    shard_files = {n: h for n, h in files.items() if n.startswith("shard-")}
+    assert {n: left[n] for n in shard_files} == shard_files
