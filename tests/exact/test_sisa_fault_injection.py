@@ -49,6 +49,15 @@ def _files(store) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _writes_through(writer):
+    """Route every durable write of the engine (store files and JSON) through ``writer``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "atomic_write_bytes", writer)
+        patch.setattr(sisa_store, "atomic_write_bytes", writer)
+        yield
+
+
 def _weights(sisa: SISA) -> dict:
     return {s: m.state_dict() for s, m in sisa.constituents().items()}
 
@@ -81,9 +90,7 @@ def scenario(tmp_path_factory, digits):
         writes.append(str(path))
         return real(path, data, **kwargs)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(checkpoint, "atomic_write_bytes", counting)
-        patch.setattr(sisa_store, "atomic_write_bytes", counting)
+    with _writes_through(counting):
         done = SISA.load(reference, executor="serial")
         done.forget(ids)
     return fitted, ids, len(writes), _weights(SISA.load(reference)), _files(reference)
@@ -105,11 +112,8 @@ def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path
             raise OSError(28, "No space left on device")
         return real(path, data, **kwargs)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(checkpoint, "atomic_write_bytes", fails_once)
-        patch.setattr(sisa_store, "atomic_write_bytes", fails_once)
-        with pytest.raises(OSError):
-            SISA.load(store, executor="serial").forget(ids)
+    with _writes_through(fails_once), pytest.raises(OSError):
+        SISA.load(store, executor="serial").forget(ids)
     SISA.load(store, executor="serial").forget(ids)
     final = SISA.load(store, executor="serial")
     got = _weights(final)
@@ -141,11 +145,8 @@ def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(sce
             raise Killed(f"killed at durable write {k} ({path})")
         return real(path, data, **kwargs)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(checkpoint, "atomic_write_bytes", dies_at_k)
-        patch.setattr(sisa_store, "atomic_write_bytes", dies_at_k)
-        with pytest.raises(Killed):
-            SISA.load(store, executor="serial").forget(ids)
+    with _writes_through(dies_at_k), pytest.raises(Killed):
+        SISA.load(store, executor="serial").forget(ids)
 
     reopened = SISA.load(store, executor="serial")  # rolls a committed request forward
     # The retry resumes an uncommitted request; a committed one the open finished.

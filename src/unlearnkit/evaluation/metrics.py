@@ -11,7 +11,7 @@ from torch import nn
 
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import NonFiniteOutputError
-from unlearnkit.evaluation.mia import attack_holdout_accuracy, mia_efficacy
+from unlearnkit.evaluation.mia import membership_inference
 from unlearnkit.training import predict_proba
 
 GAP_METRICS = ("UA", "RA", "TA", "MIA")
@@ -70,31 +70,24 @@ def evaluate(
             "lower the learning rate or the number of steps"
         )
     labels = {name: getattr(split, name).y for name in ("retain", "forget", "test")}
-    out = {
-        "UA": 100.0 - _accuracy(probs["forget"], labels["forget"]),
-        "RA": _accuracy(probs["retain"], labels["retain"]),
-        "TA": _accuracy(probs["test"], labels["test"]),
-        "MIA": mia_efficacy(
-            retain_probs=probs["retain"],
-            retain_labels=labels["retain"],
-            test_probs=probs["test"],
-            test_labels=labels["test"],
-            forget_probs=probs["forget"],
-            forget_labels=labels["forget"],
-            feature=mia_feature,
-            max_samples=mia_max_samples,
-            seed=seed,
-        ),
-    }
-    out["MIA_attack_acc"] = attack_holdout_accuracy(
+    mia, attack_accuracy = membership_inference(
         retain_probs=probs["retain"],
         retain_labels=labels["retain"],
         test_probs=probs["test"],
         test_labels=labels["test"],
+        forget_probs=probs["forget"],
+        forget_labels=labels["forget"],
         feature=mia_feature,
         max_samples=mia_max_samples,
         seed=seed,
     )
+    out = {
+        "UA": 100.0 - _accuracy(probs["forget"], labels["forget"]),
+        "RA": _accuracy(probs["retain"], labels["retain"]),
+        "TA": _accuracy(probs["test"], labels["test"]),
+        "MIA": mia,
+        "MIA_attack_acc": attack_accuracy,
+    }
     if golden is not None:
         if golden_metrics is None:
             golden_metrics = (

@@ -105,8 +105,11 @@ def mia_efficacy(
         retain_probs=retain_probs, retain_labels=retain_labels, test_probs=test_probs,
         test_labels=test_labels, feature=feature, max_samples=max_samples, seed=seed,
     )  # fmt: skip
+    return _efficacy(X, y, attack_features(forget_probs, forget_labels, feature))
+
+
+def _efficacy(X: np.ndarray, y: np.ndarray, forget_X: np.ndarray) -> float:
     attack = _attack().fit(X, y)
-    forget_X = attack_features(forget_probs, forget_labels, feature)
     return 100.0 * float((attack.predict(forget_X) == 0).mean())
 
 
@@ -132,6 +135,10 @@ def attack_holdout_accuracy(
         retain_probs=retain_probs, retain_labels=retain_labels, test_probs=test_probs,
         test_labels=test_labels, feature=feature, max_samples=max_samples, seed=seed,
     )  # fmt: skip
+    return _holdout_accuracy(X, y, seed=seed)
+
+
+def _holdout_accuracy(X: np.ndarray, y: np.ndarray, *, seed: int) -> float:
     rng = np.random.default_rng(seed + 1)
     half = np.zeros(len(y), dtype=bool)
     for label in (0, 1):
@@ -143,3 +150,24 @@ def attack_holdout_accuracy(
     hit = attack.predict(X[~half]) == y[~half]
     held_y = y[~half]
     return 100.0 * float(np.mean([hit[held_y == c].mean() for c in (0, 1)]))
+
+
+def membership_inference(
+    *,
+    retain_probs: torch.Tensor,
+    retain_labels: torch.Tensor,
+    test_probs: torch.Tensor,
+    test_labels: torch.Tensor,
+    forget_probs: torch.Tensor,
+    forget_labels: torch.Tensor,
+    feature: str = "confidence",
+    max_samples: int | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """``(mia_efficacy, attack_holdout_accuracy)`` from one attack set (built once)."""
+    X, y = _attack_set(
+        retain_probs=retain_probs, retain_labels=retain_labels, test_probs=test_probs,
+        test_labels=test_labels, feature=feature, max_samples=max_samples, seed=seed,
+    )  # fmt: skip
+    forget_X = attack_features(forget_probs, forget_labels, feature)
+    return _efficacy(X, y, forget_X), _holdout_accuracy(X, y, seed=seed)
