@@ -31,9 +31,10 @@ import torch
 
 import unlearnkit as uk
 from unlearnkit.errors import DatasetError
+from unlearnkit.exact.partitioned.store import SQLITE_FILES, PartStore
+from unlearnkit.exact.partitioned.worker import torch_threads
 from unlearnkit.exact.sisa import SISA
 from unlearnkit.exact.sisa_plan import expected_sample_passes, retrain_sample_passes, step_epochs
-from unlearnkit.exact.sisa_worker import torch_threads
 from unlearnkit.runtime import ProcessExecutor, SerialExecutor
 from unlearnkit.training import TrainConfig, train
 
@@ -104,11 +105,15 @@ def predicted_passes(sisa: SISA, ids: list[int]) -> int:
 
 
 def linked_copy(source: Path, target: Path) -> Path:
-    # Store files are never changed in place (new names, atomic renames), so hard
-    # links give an independent copy at no I/O cost. The request log is appended
-    # to in place; a freshly fitted store has none yet.
-    assert not (source / "requests.jsonl").exists()
-    shutil.copytree(source, target, copy_function=os.link)
+    # Tensor files are never changed in place (new names, atomic renames), so hard
+    # links give an independent copy at no I/O cost; the SQLite database is changed
+    # in place, so it is copied.
+    def link_or_copy(src, dst):
+        if Path(src).name in SQLITE_FILES:
+            return shutil.copy2(src, dst)
+        return os.link(src, dst)
+
+    shutil.copytree(source, target, copy_function=link_or_copy)
     return target
 
 
@@ -230,8 +235,7 @@ def fit_cell(data, settings, config, S, R, work, pool) -> dict:
         # Serial and parallel fits alternate, FIT_REPEATS each; the best of each is
         # compared, so a slow spell of a shared machine does not decide the ratio.
         steps = lambda p: [
-            [e["sha256"] for e in sh["steps"]]
-            for sh in json.loads((p / "state.json").read_text())["shards"]
+            [e["sha256"] for e in sh["steps"]] for sh in PartStore(p).read_state()["parts"]
         ]
         again = work / f"S{S}-R{R}-again"
         record["fit_parallel_runs_s"], record["parallel_identical_bits"] = [], True

@@ -36,6 +36,10 @@ class UnknownEngineError(UnknownNameError):
     """No exact engine of that name (``unlearnkit.exact.get``)."""
 
 
+class UnknownLearnerError(UnknownNameError):
+    """No learner of that name for a partitioned engine's parts."""
+
+
 class DatasetError(UnlearnkitError):
     """Data could not be loaded or is malformed (missing files, bad shapes)."""
 

@@ -8,6 +8,7 @@ absent stays absent, and an existing file or folder stays byte-identical.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -17,6 +18,7 @@ from unittest import mock
 import pytest
 
 from unlearnkit.cli import main
+from unlearnkit.exact.partitioned.store import snapshot as store_snapshot
 
 RUN = {"--dataset": "digits", "--epochs": "1", "--methods": "golden", "--out": "{out}"}
 THEORY = {"--sweep": "overlap", "--seeds": "0", "--values": "0.5", "--n-test": "10"}
@@ -151,15 +153,14 @@ def _cli(argv: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def _snapshot(path: Path) -> dict[str, bytes] | None:
-    """Every file under ``path`` with its bytes (a file maps to itself); None when absent."""
+def _snapshot(path: Path) -> dict[str, str] | None:
+    """Every file under ``path`` by its SHA-256, a store's database by its content (a file
+    maps to itself); None when absent."""
     if not path.exists():
         return None
     if path.is_file():
-        return {".": path.read_bytes()}
-    return {
-        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
-    }
+        return {".": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return store_snapshot(path)
 
 
 @pytest.fixture(scope="module")
@@ -199,4 +200,4 @@ def test_earlier_results_survive_a_bad_option(tmp_path):
     (out / "results.json").write_text("[]")
     code, err = _cli(run(out=str(out), methods="finetune", _o="finetune.epochs=0"))
     assert code == 2 and "finetune.epochs" in err
-    assert _snapshot(out) == {"results.json": b"[]"}
+    assert _snapshot(out) == {"results.json": hashlib.sha256(b"[]").hexdigest()}

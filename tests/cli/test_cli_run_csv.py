@@ -11,6 +11,7 @@ import pytest
 
 import unlearnkit as uk
 from unlearnkit.cli import main
+from unlearnkit.exact import SISA
 
 
 def cli(*args):
@@ -132,7 +133,7 @@ def test_sisa_fit_records_csv_options_for_status(tmp_path):
         "--executor", "serial", "--out", store,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    config = json.loads((store / "config.json").read_text())
+    config = SISA.load(store, executor="serial").config_
     assert config["metadata"]["dataset"]["options"] == {"target": "target"}
     status = cli("sisa", "status", store)
     assert status.returncode == 0 and "% on test" in status.stdout, status.stderr

@@ -16,8 +16,6 @@ their slices; the ridge engine is one part cut into blocks of 10 rows.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 import torch
@@ -35,6 +33,7 @@ from unlearnkit.errors import (
     UnknownIdsError,
 )
 from unlearnkit.exact.base import TASKS
+from unlearnkit.exact.partitioned.store import snapshot as store_snapshot
 from unlearnkit.training import TrainConfig
 
 # Small settings per engine, as `unlearnkit run -o` options: seconds per engine.
@@ -100,15 +99,11 @@ def scenario(kind: str, parts) -> list[list[int]]:
 
 
 def snapshot(engine) -> dict[str, str] | None:
-    """SHA-256 of every file of a persistent engine's store (None for the others)."""
+    """SHA-256 of every file of a persistent engine's store, its database by content
+    (None for the others)."""
     if not type(engine).persistent:
         return None
-    root = engine.store_
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return store_snapshot(engine.store_)
 
 
 def assert_equals_fresh_fit(engine, fresh):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 
 import numpy as np
@@ -13,14 +11,21 @@ import torch
 import unlearnkit as uk
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import (
+    AlreadyDeletedError,
     ConfigError,
     DuplicateIdsError,
     ForgetSelectionError,
+    PendingRequestError,
     RequestIdConflictError,
     StoreError,
+    StoreFormatError,
+    StoreMismatchError,
+    StoreNotFoundError,
     UnknownIdsError,
 )
 from unlearnkit.exact import SISA
+from unlearnkit.exact.partitioned import store as part_store
+from unlearnkit.exact.partitioned.store import SQLITE_FILES, PartStore
 from unlearnkit.exact.sisa import (
     aggregate,
     assign_distribution_aware,
@@ -29,13 +34,6 @@ from unlearnkit.exact.sisa import (
     retrain_sample_passes,
     step_epochs,
     torch_threads,
-)
-from unlearnkit.exact.sisa_store import (
-    AlreadyDeletedError,
-    PendingRequestError,
-    StoreFormatError,
-    StoreMismatchError,
-    StoreNotFoundError,
 )
 from unlearnkit.models import reset_parameters
 from unlearnkit.training import TrainConfig, run_epochs
@@ -53,15 +51,41 @@ OPTIONS = dict(
 
 
 def snapshot(root) -> dict[str, tuple[str, int]]:
-    """Every file under ``root`` with its SHA-256 and modification time."""
-    return {
-        p.relative_to(root).as_posix(): (
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-            p.stat().st_mtime_ns,
-        )
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
+    """Every file under ``root`` with its SHA-256 and modification time (the database
+    by its content: see ``part_store.snapshot``)."""
+    mtimes = {
+        p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in SQLITE_FILES
     }
+    return {name: (sha, mtimes.get(name, 0)) for name, sha in part_store.snapshot(root).items()}
+
+
+def state_of(store) -> dict:
+    """The committed engine state in the store's database."""
+    disk = PartStore(store)
+    try:
+        return disk.read_state()
+    finally:
+        disk.close()
+
+
+def pending_of(store) -> dict | None:
+    disk = PartStore(store)
+    try:
+        return disk.read_pending()
+    finally:
+        disk.close()
+
+
+def set_pending(store, marker: dict | None) -> None:
+    """Put a pending marker in the store, as a crash would leave it."""
+    disk = PartStore(store)
+    try:
+        with disk.transaction("test") as db:
+            disk.write_pending(db, marker)
+    finally:
+        disk.close()
 
 
 def reference_constituent(train: Split, shard: int, drop, sisa: SISA, options=OPTIONS):
@@ -155,7 +179,7 @@ def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fre
     )
     drop += ids_in(sisa, train, shard=1, slice_=0, count=1)
     before = snapshot(store)
-    state_before = json.loads((store / "state.json").read_text())
+    state_before = state_of(store)
 
     report = sisa.forget(drop)
 
@@ -176,20 +200,18 @@ def test_forget_is_bit_identical_to_retraining_and_leaves_the_rest_untouched(fre
     assert all(after[n] == before[n] for n in untouched)
     # Nothing trained on (or holding) a deleted sample remains on disk.
     superseded = [
-        e["file"] for s, k in ((0, 2), (1, 1)) for e in state_before["shards"][s]["steps"][k - 1 :]
+        e["file"] for s, k in ((0, 2), (1, 1)) for e in state_before["parts"][s]["steps"][k - 1 :]
     ]
     assert superseded and not any((store / f).exists() for f in superseded)
-    assert set(after) - {".lock", "requests.jsonl"} <= set(before) | {
-        f for f in after if ".r00001." in f
-    }
-    assert not (store / "pending.json").exists()
+    assert set(after) <= set(before) | {f for f in after if ".r00001." in f}
+    assert pending_of(store) is None
     remaining = sisa.retained()
     assert not bool(torch.isin(remaining.ids, torch.tensor(drop)).any())
     assert len(remaining) == len(train) - len(drop)
     assert sisa.verify() == []
     # The cost model counts the same sample-passes the engine reports.
-    state = json.loads((store / "state.json").read_text())
-    sizes = {s: [e["size"] for e in state["shards"][s]["slices"]] for s in (0, 1)}
+    state = state_of(store)
+    sizes = {s: [e["size"] for e in state["parts"][s]["blocks"]] for s in (0, 1)}
     expected = sum(
         retrain_sample_passes(sizes[s], sisa.step_epochs_, k) for s, k in report.parts.items()
     )
@@ -232,8 +254,7 @@ def test_process_executor_gives_the_same_bits_as_serial(fitted, digits, tmp_path
             assert same_weights(parallel.constituents()[shard], model)
         # Byte-identical files, not only equal weights: stores are reproducible.
         hashes = lambda store: [
-            e["sha256"] for sh in json.loads((store / "state.json").read_text())["shards"]
-            for e in sh["slices"] + sh["steps"]
+            e["sha256"] for sh in state_of(store)["parts"] for e in sh["blocks"] + sh["steps"]
         ]  # fmt: skip
         assert hashes(serial.store_) == hashes(parallel.store_)
         report = parallel.forget(drop)
@@ -396,7 +417,7 @@ def test_an_interrupted_request_resumes_under_its_request_id(fresh, digits):
     sisa, store = fresh
     ids = ids_in(sisa, digits.train, shard=1, slice_=2, count=1)
     pending = {"kind": "forget", "request": 1, "ids": ids, "plan": {"1": 3}, "request_id": "k"}
-    (store / "pending.json").write_text(json.dumps(pending))
+    set_pending(store, pending)
     with pytest.raises(RequestIdConflictError, match="retry with that key"):
         sisa.forget(ids, request_id="other")
     result = SISA.load(store, executor="serial").resume()
@@ -421,12 +442,20 @@ def test_store_of_a_newer_format_is_refused(fitted, tmp_path):
     _, store = fitted
     copy = tmp_path / "newer"
     shutil.copytree(store, copy)
-    config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    disk = PartStore(copy)
+    config = disk.read_config()
+
+    def set_config(value):
+        with disk.transaction("test") as db:
+            db.execute("DELETE FROM meta")
+            disk.write_config(db, value)
+
+    set_config({**config, "format_version": 99})
     before = snapshot(copy)
     with pytest.raises(StoreFormatError, match="upgrade unlearnkit"):
         SISA.load(copy, executor="serial")
-    (copy / "config.json").write_text(json.dumps({**config, "format": "something-else"}))
+    set_config({**config, "format": "something-else"})
+    disk.close()
     with pytest.raises(StoreFormatError, match="not a SISA store"):
         SISA.load(copy, executor="serial")
     assert set(snapshot(copy)) == set(before)
@@ -436,7 +465,7 @@ def test_missing_store_and_occupied_directory(tmp_path, digits):
     with pytest.raises(StoreNotFoundError, match="does not exist"):
         SISA.load(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
-    with pytest.raises(StoreNotFoundError, match="config.json is missing"):
+    with pytest.raises(StoreNotFoundError, match="store.db is missing"):
         SISA(**OPTIONS, store=tmp_path).forget([1])
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(StoreError, match="not an empty directory"):
@@ -459,7 +488,7 @@ def test_bad_configuration_is_refused(digits, tmp_path):
 def test_a_pending_request_blocks_other_ids(fresh, digits):
     sisa, store = fresh
     pending = {"kind": "forget", "request": 1, "ids": [int(digits.train.ids[0])], "plan": {"0": 1}}
-    (store / "pending.json").write_text(json.dumps(pending))
+    set_pending(store, pending)
     before = snapshot(store)
     with pytest.raises(PendingRequestError, match="interrupted request #1"):
         sisa.forget([int(digits.train.ids[1])])
@@ -481,36 +510,33 @@ def test_a_corrupt_slice_fails_the_forget_without_a_commit(fresh, digits):
     """Slices are read and hashed on the worker's background thread; a mismatch must
     still stop the request before its commit."""
     sisa, store = fresh
-    state = json.loads((store / "state.json").read_text())
-    unread = state["shards"][2]["slices"][2]["file"]  # shard 2 reads it, never rewrites it
+    unread = state_of(store)["parts"][2]["blocks"][2]["file"]  # shard 2 reads, never rewrites it
     blob = bytearray((store / unread).read_bytes())
     blob[-1] ^= 0xFF
     (store / unread).write_bytes(bytes(blob))
-    before = (store / "state.json").read_bytes()
+    before = state_of(store)
 
     with pytest.raises(StoreFormatError, match="corrupt"):
         sisa.forget(ids_in(sisa, digits.train, shard=2, slice_=0, count=1))
 
-    assert (store / "state.json").read_bytes() == before
+    assert state_of(store) == before
     assert sisa.verify() == [f"{unread} does not match its SHA-256"]
 
 
 def test_a_failed_background_write_surfaces_and_commits_nothing(fresh, digits, monkeypatch):
-    from unlearnkit.exact.sisa_store import SISAStore
-
     sisa, store = fresh
-    write = SISAStore.write_bytes
+    write = PartStore.write_bytes
 
     def failing(self, name, blob):
         if "/step-003." in name:
             raise OSError(28, "No space left on device")
         return write(self, name, blob)
 
-    monkeypatch.setattr(SISAStore, "write_bytes", failing)
-    before = (store / "state.json").read_bytes()
+    monkeypatch.setattr(PartStore, "write_bytes", failing)
+    before = state_of(store)
     with pytest.raises(OSError, match="No space left"):
         sisa.forget(ids_in(sisa, digits.train, shard=0, slice_=1, count=1))
-    assert (store / "state.json").read_bytes() == before
+    assert state_of(store) == before
     monkeypatch.undo()
     assert SISA.load(store, executor="serial").resume().resumed  # the request completes
 
@@ -527,7 +553,7 @@ def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):
     before_proba = sisa.predict_proba(digits.test.X)
     drop = ids_in(sisa, digits.train, shard=0, slice_=0, count=2)  # shard 0 redoes all 4 steps
     drop += ids_in(sisa, digits.train, shard=1, slice_=1, count=1)  # shard 1 redoes steps 2-4
-    state_before = (store / "state.json").read_bytes()
+    state_before = state_of(store)
 
     env = {**os.environ, "UNLEARNKIT_PROGRESS": "0"}
     child = subprocess.Popen(
@@ -544,8 +570,8 @@ def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):
     )
 
     # Old state intact: no commit, nothing logged, predictions unchanged.
-    assert (store / "state.json").read_bytes() == state_before
-    assert (store / "pending.json").exists() and not (store / "requests.jsonl").exists()
+    assert state_of(store) == state_before
+    assert pending_of(store) is not None and not PartStore(store).read_log()
     loaded = SISA.load(store, executor="serial")
     assert loaded.pending_request_["ids"] == sorted(drop)
     assert torch.equal(loaded.predict_proba(digits.test.X), before_proba)
@@ -565,10 +591,10 @@ def test_killed_forget_resumes_to_the_exact_result(digits, tmp_path):
         )
     log = loaded.requests()
     assert [r["request"] for r in log] == [1] and sorted(log[0]["ids"]) == sorted(drop)
-    assert not (store / "pending.json").exists()
+    assert pending_of(store) is None
     assert loaded.verify() == []
-    state = json.loads((store / "state.json").read_text())
-    referenced = {e["file"] for sh in state["shards"] for e in sh["steps"] + sh["slices"]}
+    state = state_of(store)
+    referenced = {e["file"] for sh in state["parts"] for e in sh["steps"] + sh["blocks"]}
     on_disk = {p.relative_to(store).as_posix() for p in store.glob("shard-*/*")}
     assert on_disk == referenced  # no superseded checkpoint, no partial or temporary file
     with pytest.raises(AlreadyDeletedError):
@@ -590,32 +616,27 @@ def test_carried_optimizer_state_is_resumed_exactly(digits, tmp_path):
 
 
 def test_crash_after_the_commit_only_finishes_the_bookkeeping(fresh, digits):
-    """Killed between the state commit and the log/cleanup: the new state is already
-    in force; the next open logs it once and deletes leftovers, retraining nothing."""
+    """Killed between the commit and the cleanup: the new state is already in force;
+    the next open deletes the leftovers and clears the marker, retraining nothing."""
     sisa, store = fresh
     drop = digits.train.ids[:2].tolist()
     old_files = {p.relative_to(store).as_posix(): p.read_bytes() for p in store.glob("shard-*/*")}
     sisa.forget(drop)
-    # Recreate the crash: marker back, log line missing, superseded files still there.
-    (store / "pending.json").write_text(
-        json.dumps({"kind": "forget", "request": 1, "ids": sorted(drop), "plan": {}})
-    )
-    (store / "requests.jsonl").unlink()
+    # Recreate the crash: marker back, superseded files still there.
+    set_pending(store, {"kind": "forget", "request": 1, "ids": sorted(drop), "plan": {}})
     for name, blob in old_files.items():
         (store / name).write_bytes(blob)
-    state = (store / "state.json").read_bytes()
+    state = state_of(store)
 
     reopened = SISA.load(store, executor="serial")
 
-    assert (store / "state.json").read_bytes() == state  # nothing retrained or recommitted
+    assert state_of(store) == state  # nothing retrained or recommitted
     assert [r["request"] for r in reopened.requests()] == [1]
-    assert not (store / "pending.json").exists()
+    assert pending_of(store) is None
     # The request is served: the same ids again are already forgotten.
     with pytest.raises(AlreadyDeletedError):
         reopened.forget(drop)
-    referenced = {
-        e["file"] for sh in json.loads(state)["shards"] for e in sh["steps"] + sh["slices"]
-    }
+    referenced = {e["file"] for sh in state["parts"] for e in sh["steps"] + sh["blocks"]}
     assert {p.relative_to(store).as_posix() for p in store.glob("shard-*/*")} == referenced
 
 
@@ -624,10 +645,11 @@ def test_interrupted_fit_is_finished_by_fitting_again(fitted, digits, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(complete, store)
     # Recreate a fit killed while shard 1 trained: no commit, steps 2-3 of shard 1 missing.
-    (store / "state.json").unlink()
-    (store / "pending.json").write_text(
-        json.dumps({"kind": "fit", "exclude_sha256": uk.datasets.sha256_of_ids([])})
-    )
+    disk = PartStore(store)
+    with disk.transaction("test") as db:
+        db.execute("DELETE FROM state")
+        disk.write_pending(db, {"kind": "fit", "exclude_sha256": uk.datasets.sha256_of_ids([])})
+    disk.close()
     for step in (2, 3):
         (store / f"shard-0001/step-00{step}.r00000.safetensors").unlink()
     kept = (store / "shard-0001/step-001.r00000.safetensors").stat().st_mtime_ns
@@ -641,7 +663,7 @@ def test_interrupted_fit_is_finished_by_fitting_again(fitted, digits, tmp_path):
         p.relative_to(root).as_posix(): p.read_bytes() for p in root.glob("shard-*/*")
     }
     assert files(store) == files(complete)  # byte-identical to the uninterrupted fit
-    assert not (store / "pending.json").exists()
+    assert pending_of(store) is None
 
 
 @pytest.mark.parametrize("opener", ["load", "status", "verify", "cli-status"])
@@ -677,18 +699,16 @@ def test_a_crash_after_the_commit_is_cleaned_up_by_the_next_open(
         monkeypatch.setattr("sys.argv", ["unlearnkit", "sisa", "status", str(store)])
         main()  # returns normally on success
     assert not any((store / name).exists() for name in stale)
-    assert not (store / "pending.json").exists()
+    assert pending_of(store) is None
     opened = SISA.load(store, executor="serial")
     assert opened.requests_served_ == 1 and len(opened.requests()) == 1
     assert set(ids) <= set(opened.deleted_ids_.tolist())
 
 
 def _referenced_files(store) -> list[str]:
-    state = json.loads((store / "state.json").read_text())
     return [
         entry["file"]
-        for shard in state["shards"]
-        for key in ("slices", "steps")
-        for entry in shard[key]
-        if entry.get("file")
+        for part in state_of(store)["parts"]
+        for key in ("blocks", "steps")
+        for entry in part[key]
     ]

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import unlearnkit as uk
 from unlearnkit.cli import app, main
 from unlearnkit.exact import SISA
+from unlearnkit.exact.partitioned.store import snapshot
 
 runner = CliRunner()
 
@@ -78,7 +79,7 @@ def test_a_retried_request_id_exits_0_and_says_it_was_served(tmp_path):
     )
     forget = ("sisa", "forget", str(store), "--ids", "3,4", "--request-id", "T-1", "--executor", "serial")  # fmt: skip
     assert "request #1: forgot 2 id(s)" in invoke(*forget)
-    files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    files = snapshot(store)
     assert "already served as request 1" in invoke(*forget)
-    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files
+    assert snapshot(store) == files
     assert SISA.load(store, executor="serial").requests()[0]["request_id"] == "T-1"

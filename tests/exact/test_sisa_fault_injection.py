@@ -1,9 +1,11 @@
 """Deterministic fault injection: a forget that dies after its k-th durable write, for every k.
 
-The engine's writes all go through ``atomic_write_bytes`` (checkpoints, slices, the
-pending marker, the state commit). Here the k-th of them raises instead of
-returning, as if the process had been killed right after its (k-1)-th write
-landed. Opening the store again and sending the same ids must then give the
+Every durable change of a store goes through ``partitioned.store.durably``: a
+checkpoint or slice file landing, a database transaction committing (the pending
+marker, the commit, clearing the marker), a superseded file deleted. Here the
+k-th of them raises instead of happening, as if the process had been killed
+right after its (k-1)-th change landed; the k just after the commit is the crash
+"after commit, before cleanup". Opening the store again and sending the same ids must then give the
 uninterrupted result bit for bit, and leave exactly the files the uninterrupted
 run leaves: no orphan checkpoint, no stale slice with a forgotten sample in it,
 no temporary file. Unlike a SIGKILL timing race, every crash point is reached.
@@ -12,15 +14,14 @@ no temporary file. Unlike a SIGKILL timing race, every crash point is reached.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 
 import pytest
 import torch
 
-from unlearnkit import checkpoint
 from unlearnkit.errors import AlreadyDeletedError
-from unlearnkit.exact import SISA, sisa_store
+from unlearnkit.exact import SISA
+from unlearnkit.exact.partitioned import store as part_store
 from unlearnkit.training import TrainConfig
 
 OPTIONS = dict(
@@ -34,27 +35,21 @@ OPTIONS = dict(
 )
 
 
-MAX_WRITES = 14  # the scenario makes 10; the table covers every k up to this
+MAX_WRITES = 20  # the scenario makes 19; the table covers every k up to this
 
 
 class Killed(BaseException):
     """Stands for the process dying: nothing in the engine may catch it."""
 
 
-def _files(store) -> dict[str, str]:
-    return {
-        p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(store.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
+_files = part_store.snapshot
 
 
 @contextlib.contextmanager
 def _writes_through(writer):
-    """Route every durable write of the engine (store files and JSON) through ``writer``."""
+    """Route every durable change of the store through ``writer(action, what)``."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(checkpoint, "atomic_write_bytes", writer)
-        patch.setattr(sisa_store, "atomic_write_bytes", writer)
+        patch.setattr(part_store, "durably", writer)
         yield
 
 
@@ -84,16 +79,15 @@ def scenario(tmp_path_factory, digits):
     reference = base / "reference"
     shutil.copytree(fitted, reference)
     writes = []
-    real = checkpoint.atomic_write_bytes
 
-    def counting(path, data, **kwargs):
-        writes.append(str(path))
-        return real(path, data, **kwargs)
+    def counting(action, what):
+        writes.append(what)
+        return action()
 
     with _writes_through(counting):
         done = SISA.load(reference, executor="serial")
         done.forget(ids)
-    return fitted, ids, len(writes), _weights(SISA.load(reference)), _files(reference)
+    return fitted, ids, writes, _weights(SISA.load(reference)), _files(reference)
 
 
 @pytest.mark.parametrize("k", [3, 5])
@@ -102,15 +96,14 @@ def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path
     fitted, ids, _, weights, files = scenario
     store = tmp_path / "store"
     shutil.copytree(fitted, store)
-    real = checkpoint.atomic_write_bytes
     count = 0
 
-    def fails_once(path, data, **kwargs):
+    def fails_once(action, what):
         nonlocal count
         count += 1
         if count == k:
             raise OSError(28, "No space left on device")
-        return real(path, data, **kwargs)
+        return action()
 
     with _writes_through(fails_once), pytest.raises(OSError):
         SISA.load(store, executor="serial").forget(ids)
@@ -123,27 +116,30 @@ def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path
 
 
 def test_the_scenario_writes_enough_to_be_a_test(scenario):
-    _, _, n_writes, _, _ = scenario
-    assert n_writes >= 8  # slices and steps of two shards, the marker and the commit
-    assert n_writes <= MAX_WRITES, "raise MAX_WRITES so that every crash point is tested"
+    _, _, writes, _, _ = scenario
+    # slices and steps of two shards, the marker, the commit, the cleanup, clearing the marker
+    assert len(writes) >= 12, writes
+    assert writes[-1] == "clear the pending marker"
+    # "after the commit, before the cleanup" is one of the crash points below
+    assert writes[writes.index("commit request 1") + 1].startswith("delete ")
+    assert len(writes) <= MAX_WRITES, "raise MAX_WRITES so that every crash point is tested"
 
 
 @pytest.mark.parametrize("k", range(1, MAX_WRITES + 1))
 def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(scenario, tmp_path, k):
-    fitted, ids, n_writes, weights, files = scenario
-    if k > n_writes:
-        pytest.skip(f"the forget makes {n_writes} durable writes")
+    fitted, ids, writes, weights, files = scenario
+    if k > len(writes):
+        pytest.skip(f"the forget makes {len(writes)} durable changes")
     store = tmp_path / "store"
     shutil.copytree(fitted, store)
-    real = checkpoint.atomic_write_bytes
     count = 0
 
-    def dies_at_k(path, data, **kwargs):
+    def dies_at_k(action, what):
         nonlocal count
         count += 1
-        if count >= k:  # dead from the k-th write on: nothing later lands either
-            raise Killed(f"killed at durable write {k} ({path})")
-        return real(path, data, **kwargs)
+        if count >= k:  # dead from the k-th change on: nothing later lands either
+            raise Killed(f"killed at durable change {k} ({what})")
+        return action()
 
     with _writes_through(dies_at_k), pytest.raises(Killed):
         SISA.load(store, executor="serial").forget(ids)
