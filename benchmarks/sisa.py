@@ -31,7 +31,7 @@ import torch
 
 import unlearnkit as uk
 from unlearnkit.errors import DatasetError
-from unlearnkit.exact.partitioned.store import SQLITE_FILES, PartStore
+from unlearnkit.exact.partitioned.store import PartStore
 from unlearnkit.exact.partitioned.worker import torch_threads
 from unlearnkit.exact.sisa import SISA
 from unlearnkit.exact.sisa_plan import expected_sample_passes, retrain_sample_passes, step_epochs
@@ -39,7 +39,7 @@ from unlearnkit.runtime import ProcessExecutor, SerialExecutor
 from unlearnkit.training import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_counters, steal_fraction  # noqa: E402
+from _common import cpu_counters, linked_copy, steal_fraction  # noqa: E402
 
 FULL = {
     "dataset": "fashion_mnist",
@@ -102,19 +102,6 @@ def predicted_passes(sisa: SISA, ids: list[int]) -> int:
             sizes[r] -= 1
         total += retrain_sample_passes(sizes, sisa.step_epochs_, int(slice_[shard == s].min()) + 1)
     return total
-
-
-def linked_copy(source: Path, target: Path) -> Path:
-    # Tensor files are never changed in place (new names, atomic renames), so hard
-    # links give an independent copy at no I/O cost; the SQLite database is changed
-    # in place, so it is copied.
-    def link_or_copy(src, dst):
-        if Path(src).name in SQLITE_FILES:
-            return shutil.copy2(src, dst)
-        return os.link(src, dst)
-
-    shutil.copytree(source, target, copy_function=link_or_copy)
-    return target
 
 
 def timed(fn):

@@ -17,13 +17,14 @@ def test_the_cli_copy_of_the_aggregations_matches_the_engine():
 
 
 def test_engine_and_method_names_do_not_collide():
-    assert exact.names() == ["exact_ridge", "sisa"]
+    assert exact.names() == ["arcane", "exact_ridge", "sisa"]
     assert not set(exact.names()) & set(methods.names())
 
 
 def test_a_failed_lookup_lists_the_engines_like_the_method_registry():
     with pytest.raises(
-        UnknownEngineError, match="^unknown engine 'nope'; valid names: exact_ridge, sisa$"
+        UnknownEngineError,
+        match="^unknown engine 'nope'; valid names: arcane, exact_ridge, sisa$",
     ):
         exact.get("nope")
 

@@ -103,10 +103,13 @@ def run_epochs(
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool | None = None,
     description: str = "train",
+    objective=None,
 ) -> torch.optim.Optimizer:
     """Train ``model`` in place for ``epochs`` (default ``range(config.epochs)``).
 
     Pass the ``optimizer`` returned by an earlier call to continue with its state.
+    ``objective(X, y)`` replaces the cross-entropy of the model's outputs (a model
+    trained on another loss, e.g. a one-class model's).
     """
     if len(split) == 0:
         raise ConfigError("cannot train on an empty split")
@@ -119,7 +122,8 @@ def run_epochs(
         for start in range(0, len(split), config.batch_size):
             idx = order[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(split.X[idx]), split.y[idx])
+            X, y = split.X[idx], split.y[idx]
+            loss = loss_fn(model(X), y) if objective is None else objective(X, y)
             loss.backward()
             optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")

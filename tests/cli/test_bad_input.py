@@ -9,15 +9,11 @@ absent stays absent, and an existing file or folder stays byte-identical.
 from __future__ import annotations
 
 import hashlib
-import io
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import pytest
+from cli_in_process import cli
 
-from unlearnkit.cli import main
 from unlearnkit.exact.partitioned.store import snapshot as store_snapshot
 
 RUN = {"--dataset": "digits", "--epochs": "1", "--methods": "golden", "--out": "{out}"}
@@ -139,18 +135,8 @@ CASES = [
 
 
 def _cli(argv: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        mock.patch.object(sys, "argv", ["unlearnkit", *argv]),
-        redirect_stdout(out),
-        redirect_stderr(err),
-    ):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue()
+    done = cli(*argv)
+    return done.returncode, done.stderr
 
 
 def _snapshot(path: Path) -> dict[str, str] | None:

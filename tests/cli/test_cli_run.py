@@ -1,16 +1,12 @@
 """The command line end to end, as a user runs it: the real entry point, exit codes and stderr."""
 
-import io
 import json
 import os
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from unittest import mock
 
 import pytest
-
-from unlearnkit.cli import main
+from cli_in_process import cli
 
 KEYS = {
     "method",
@@ -50,22 +46,6 @@ def subprocess_cli(*args):
         text=True,
         env=env,
     )
-
-
-def cli(*args):
-    """Run the real entry point in-process (fast); exit code, stdout and stderr as a user sees them."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        mock.patch.object(sys, "argv", ["unlearnkit", *args]),
-        redirect_stdout(out),
-        redirect_stderr(err),
-    ):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def _metrics(path):

@@ -1,33 +1,12 @@
 """``unlearnkit run`` (and ``sisa fit``) on the user's own CSV, as a user runs them."""
 
-import io
 import json
-import subprocess
-import sys
-from contextlib import redirect_stderr, redirect_stdout
-from unittest import mock
 
 import pytest
+from cli_in_process import cli
 
 import unlearnkit as uk
-from unlearnkit.cli import main
 from unlearnkit.exact import SISA
-
-
-def cli(*args):
-    """The real entry point, in-process: exit code, stdout and stderr as a user sees them."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with (
-        mock.patch.object(sys, "argv", ["unlearnkit", *map(str, args)]),
-        redirect_stdout(out),
-        redirect_stderr(err),
-    ):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def pets_csv(path):

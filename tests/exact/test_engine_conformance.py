@@ -11,7 +11,8 @@ predict the same, and the capabilities hold.
 
 What a "part" and a "block" are differs by engine; ``LAYOUTS`` says it once per
 engine (a new engine adds its row): SISA's parts are its shards and its blocks
-their slices; the ridge engine is one part cut into blocks of 10 rows.
+their slices; ARCANE's parts are its classes and its blocks the trained ones (not
+the reserve); the ridge engine is one part cut into blocks of 10 rows.
 """
 
 from __future__ import annotations
@@ -37,19 +38,27 @@ from unlearnkit.exact.partitioned.store import snapshot as store_snapshot
 from unlearnkit.training import TrainConfig
 
 # Small settings per engine, as `unlearnkit run -o` options: seconds per engine.
-SMALL = {"sisa": {"shards": 3, "slices": 2}, "exact_ridge": {}}
-# Options of `load` beyond the source (SISA would start a process pool by default).
-LOAD_OPTIONS = {"sisa": {"executor": "serial"}}
+SMALL = {
+    "sisa": {"shards": 3, "slices": 2},
+    # rho < 1 with re-selection: a request also moves samples between blocks.
+    "arcane": {"blocks": 2, "rho": 0.5},
+    "exact_ridge": {},
+}
+# Options of `load` beyond the source (SISA and ARCANE would start a process pool).
+LOAD_OPTIONS = {"sisa": {"executor": "serial"}, "arcane": {"executor": "serial"}}
 RECIPE = TrainConfig(epochs=2, batch_size=64)
 
 
-def _sisa_layout(engine, train):
+def _partitioned_layout(engine, train):
+    """Parts and their trained blocks (SISA: shards and slices; ARCANE: classes and
+    blocks, the reserve of unselected samples left out)."""
     parts = []
-    for shard in range(len(engine.shard_sizes_)):
-        ids = engine.retained(shard).ids.numpy()  # store order: slice by slice
-        _, slice_of = engine.locate(ids)
-        parts.append([ids[slice_of == r] for r in range(len(engine.step_epochs_))])
-    return parts
+    for part in range(len(engine.part_sizes_)):
+        ids = engine.retained(part).ids.numpy()  # store order: block by block
+        _, block_of = engine.locate(ids)
+        blocks = [ids[block_of == r] for r in range(len(engine.step_epochs_))]
+        parts.append([b for b in blocks if len(b)])
+    return [p for p in parts if p]
 
 
 def _ridge_layout(engine, train):
@@ -58,7 +67,11 @@ def _ridge_layout(engine, train):
 
 
 # Engine -> (fitted engine, train) -> parts, each a list of blocks of ids in training order.
-LAYOUTS = {"sisa": _sisa_layout, "exact_ridge": _ridge_layout}
+LAYOUTS = {
+    "sisa": _partitioned_layout,
+    "arcane": _partitioned_layout,
+    "exact_ridge": _ridge_layout,
+}
 
 
 def test_every_engine_has_a_row_in_the_table():

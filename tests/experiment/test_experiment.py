@@ -64,12 +64,12 @@ def test_every_engine_runs_beside_golden_on_the_linear_model(tmp_path):
         dataset="digits",
         model="linear",
         forget=["random:5"],
-        methods=["golden", "sisa", "exact_ridge"],
+        methods=["golden", "sisa", "exact_ridge", "arcane"],
         train=TrainConfig(epochs=2),
-        method_options={"sisa": {"shards": 2, "slices": 2}},
+        method_options={"sisa": {"shards": 2, "slices": 2}, "arcane": {"blocks": 2}},
     )
     by_method = {r["method"]: r for r in run_experiment(exp, out=tmp_path, progress=False)}
-    for name in ("sisa", "exact_ridge"):
+    for name in ("sisa", "exact_ridge", "arcane"):
         record = by_method[name]
         assert record["identical_to_golden"] is True
         assert record["TA_monolithic_golden"] == by_method["golden"]["TA"]
@@ -78,6 +78,7 @@ def test_every_engine_runs_beside_golden_on_the_linear_model(tmp_path):
     assert by_method["sisa"]["max_relative_difference"] == 0.0
     assert by_method["sisa"]["params"] == {"shards": 2, "slices": 2, "aggregation": "vote", "executor": "serial"}  # fmt: skip
     assert by_method["exact_ridge"]["max_relative_difference"] <= 1e-8
+    assert by_method["arcane"]["max_relative_difference"] == 0.0
     assert by_method["exact_ridge"]["params"] == {"ridge": 1.0}
     assert by_method["exact_ridge"]["engine"]["bit_exact"] is False
     json.loads((tmp_path / "results.json").read_text())

@@ -2,13 +2,14 @@
 
 Every engine implements :class:`ExactEngine` (``fit`` / ``forget`` / ``load``, with
 declared capabilities) and is registered by name: ``names()``, ``get(name)``,
-``ENGINES``. Registered today: ``sisa`` (:class:`SISA`) and ``exact_ridge``
-(:class:`RidgeClassifierEngine`). :class:`LinearRegressionUnlearner` is the
+``ENGINES``. Registered today: ``sisa`` (:class:`SISA`), ``arcane`` (:class:`ARCANE`) and
+``exact_ridge`` (:class:`RidgeClassifierEngine`). :class:`LinearRegressionUnlearner` is the
 closed-form regression solver the ridge engine is built on.
 """
 
 import importlib
 
+from unlearnkit.exact.arcane import ARCANE, ARCANEEnsemble  # noqa: F401,E402
 from unlearnkit.exact.base import (  # noqa: F401
     ENGINES,
     ExactEngine,
@@ -37,6 +38,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ARCANE",
+    "ARCANEEnsemble",
     "ENGINES",
     "SISA",
     "ExactEngine",

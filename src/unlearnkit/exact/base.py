@@ -39,13 +39,13 @@ the run's recipe in ``for_run``, and decorate the class with :func:`register`.
 
 >>> from unlearnkit import exact
 >>> exact.names()
-['exact_ridge', 'sisa']
+['arcane', 'exact_ridge', 'sisa']
 >>> exact.get("sisa").bit_exact, exact.get("exact_ridge").tasks
 (True, ('classification',))
->>> exact.get("arcane")
+>>> exact.get("sisa2")
 Traceback (most recent call last):
 ...
-unlearnkit.errors.UnknownEngineError: unknown engine 'arcane'; valid names: exact_ridge, sisa
+unlearnkit.errors.UnknownEngineError: unknown engine 'sisa2'; valid names: arcane, exact_ridge, sisa
 """
 
 from __future__ import annotations

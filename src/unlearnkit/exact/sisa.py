@@ -181,7 +181,8 @@ class SISA(PartitionedEngine):
     summary = "sharded, sliced training; a forget retrains only the shards that saw the ids"
     bit_exact = True
     tasks = ("classification",)
-    part_label, block_label, title, store_format = "shard", "slice", "SISA", "unlearnkit-sisa"
+    part_label, parts_label, block_label = "shard", "shards", "slice"
+    title, store_format = "SISA", "unlearnkit-sisa"
 
     @staticmethod
     def run_options(
@@ -332,7 +333,7 @@ class SISA(PartitionedEngine):
             }
         )
 
-    def _assign(self, train: Split) -> tuple[np.ndarray, ...]:
+    def _assign(self, train: Split, exclude: np.ndarray) -> tuple[np.ndarray, ...]:
         if self.sharding == "uniform":
             return assign_uniform(
                 len(train), shards=self.shards, slices=self.slices, seed=self.seed
@@ -380,7 +381,7 @@ class SISA(PartitionedEngine):
         ).spec
         return spec, num_classes
 
-    def _learning(self) -> dict:
+    def _learning(self, spec: dict, num_classes: int) -> dict:
         return {
             "learner": "classifier",
             "training": self._training_config().to_dict(),

@@ -2,11 +2,16 @@
 
 An engine on this core (SISA; ARCANE next) supplies only what makes it itself:
 
-- ``_assign(train)``: which part and block each training sample goes to;
+- ``_assign(train, exclude)``: which part and block each training sample goes to
+  (``exclude``: the ids a fit leaves out, for an engine whose layout depends on
+  the data that remains);
 - ``_spec(train)`` and ``_learning()``: the model, the learner that trains a part
   (:mod:`~unlearnkit.exact.partitioned.learners`), the step schedule and seeds;
-- ``_moves(ids)`` (optional): samples a request moves between blocks (an engine
-  that re-selects data on deletion); none by default;
+- ``_moves(ids)`` and ``_block_order`` (optional): samples a request moves between
+  blocks (an engine that re-selects data on deletion), and the order of a
+  rewritten block's rows; none and "as they were, arrivals last" by default;
+- ``_priority(train)`` (optional): a per-sample number kept with the membership
+  (ARCANE's deletion probability) and dropped when the sample is deleted;
 - ``_combine(models, X)`` and ``as_module()``: how part models make one prediction;
 - ``_options_from_config(config)``: the constructor options of a stored engine.
 
@@ -102,6 +107,7 @@ class PartitionedEngine(ExactEngine):
 
     persistent = True
     part_label: ClassVar[str] = "part"
+    parts_label: ClassVar[str] = "parts"  # the plural, for status keys
     block_label: ClassVar[str] = "block"
     title: ClassVar[str] = "partitioned engine"
     store_format: ClassVar[str]
@@ -125,7 +131,7 @@ class PartitionedEngine(ExactEngine):
         """The model spec every part builds, and the number of classes."""
         raise NotImplementedError
 
-    def _learning(self) -> dict:
+    def _learning(self, spec: dict, num_classes: int) -> dict:
         """``learner``, ``training``, ``threads``, ``carry_optimizer``, ``step_epochs``,
         ``part_seeds`` (one per part) and ``blocks`` (per part, ≥ the steps)."""
         raise NotImplementedError
@@ -134,10 +140,23 @@ class PartitionedEngine(ExactEngine):
         """Further top-level entries of the stored configuration (not compared)."""
         return {}
 
-    def _assign(self, train: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _assign(
+        self, train: Split, exclude: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(positions, part, block)``: the store order of ``train``'s rows and, for
-        each of them, its part and 0-based block; rows of one block keep that order."""
+        each of them, its part and 0-based block; rows of one block keep that order,
+        and within a part the blocks come in order. ``exclude`` (sorted ids) will be
+        left out after the assignment; most engines ignore it."""
         raise NotImplementedError
+
+    def _priority(self, train: Split) -> np.ndarray | None:
+        """A number per row of ``train`` to keep with the membership, or ``None``."""
+        return None
+
+    def _block_order(self, part: int, block: int, ids: np.ndarray) -> np.ndarray | None:
+        """The order (a permutation) of a rewritten block's rows, or ``None`` to keep them
+        as they are (remaining rows, then arrivals in id order)."""
+        return None
 
     def _moves(self, ids: np.ndarray) -> dict[int, tuple[int, int]]:
         """Samples that forgetting ``ids`` moves: id -> (part, 0-based block).
@@ -254,10 +273,9 @@ class PartitionedEngine(ExactEngine):
         self._validate_fit(train)
         n = len(train)
         spec, num_classes = self._spec(train)
-        learning = self._learning()
+        learning = self._learning(spec, num_classes)
         learners.get(learning["learner"])  # an unknown learner fails before any work
         parts, blocks = len(learning["part_seeds"]), learning["blocks"]
-        positions, part_of, block_of = self._assign(train)
         exclude = _NO_IDS
         if exclude_ids is not None:
             exclude = np.unique(np.asarray(exclude_ids, dtype=np.int64))
@@ -266,6 +284,8 @@ class PartitionedEngine(ExactEngine):
                 raise ForgetSelectionError(
                     "exclude_ids covers every training sample; nothing to train"
                 )
+        positions, part_of, block_of = self._assign(train, exclude)
+        priority = self._priority(train)
         with cf.ThreadPoolExecutor(max_workers=1) as hashing:
             # Hashing the features releases the GIL: it overlaps the gathers below.
             content_sha = hashing.submit(content_sha256, train)
@@ -316,7 +336,13 @@ class PartitionedEngine(ExactEngine):
                 # One transaction marks the directory as a store: config, membership, marker.
                 with store.transaction("begin the fit") as db:
                     store.write_config(db, config)
-                    store.write_membership(db, train.ids[positions], part_of, block_of)
+                    store.write_membership(
+                        db,
+                        train.ids[positions],
+                        part_of,
+                        block_of,
+                        None if priority is None else priority[positions],
+                    )
                     store.write_pending(db, pending)
             store.remove_temporaries()
             jobs = [
@@ -631,7 +657,14 @@ class PartitionedEngine(ExactEngine):
         touched: dict[int, set[int]] = {}
         for p, b in zip(part.tolist(), block.tolist(), strict=True):
             touched.setdefault(p, set()).add(b)
-        moves = {int(i): (int(p), int(b)) for i, (p, b) in self._moves(ids).items()}
+        # Memoised per request: the plan and the serve of one request ask twice.
+        key = (self.requests_served_, ids.tobytes())
+        if getattr(self, "_moves_memo", (None,))[0] != key:
+            self._moves_memo = (
+                key,
+                {int(i): (int(p), int(b)) for i, (p, b) in self._moves(ids).items()},
+            )
+        moves = self._moves_memo[1]
         if moves:
             src_part, src_block = self.locate(np.fromiter(moves, dtype=np.int64))
             for (p, b), sp, sb in zip(
@@ -699,6 +732,7 @@ class PartitionedEngine(ExactEngine):
             steps_retrained=steps_retrained,
             sample_passes=sample_passes,
             samples_retrained=samples,
+            extra={"moved": len(moves)} if moves else {},
         )
         state["requests_served"] = request
         # The commit: state, membership and the log line in one transaction. Before
@@ -746,9 +780,12 @@ class PartitionedEngine(ExactEngine):
                     rows = read(*source[i])
                     at = rows["ids"] == i
                     pieces.append({k: rows[k][at] for k in ("ids", "X", "y")})
-                new[p, b] = {
-                    k: torch.cat([piece[k] for piece in pieces]) for k in ("ids", "X", "y")
-                }
+                rows = {k: torch.cat([piece[k] for piece in pieces]) for k in ("ids", "X", "y")}
+                order = self._block_order(p, b, rows["ids"].numpy())
+                if order is not None:
+                    order = torch.as_tensor(order)
+                    rows = {k: v[order] for k, v in rows.items()}
+                new[p, b] = rows
         return new
 
     def _finish(self, disk: PartStore, *, parts: list[int] | None = None) -> list[str]:
@@ -824,7 +861,7 @@ class PartitionedEngine(ExactEngine):
             "store": str(self.store_),
             "engine": self.name,
             "model": self.spec_["name"],
-            f"{self.part_label}s": len(self.part_sizes_),
+            self.parts_label: len(self.part_sizes_),
             f"{self.block_label}s": len(self.step_epochs_),
             "step_epochs": self.step_epochs_,
             f"{self.part_label}_sizes": self.part_sizes_,
@@ -880,6 +917,8 @@ def _record(result: ForgetResult) -> dict:
     }
     if result.request_id is not None:
         record["request_id"] = result.request_id
+    if result.extra:
+        record["extra"] = result.extra
     return record
 
 
@@ -894,6 +933,7 @@ def _result_from_record(record: dict, *, resumed: bool) -> ForgetResult:
         steps_retrained=int(record["steps_retrained"]),
         sample_passes=int(record["sample_passes"]),
         samples_retrained=int(record["samples_retrained"]),
+        extra=record.get("extra", {}),
     )
 
 

@@ -8,16 +8,17 @@ files, resume, background I/O. A checkpoint holds the model's ``state_dict``
 extra tensors the learner adds (``extra.*``: centres, calibration statistics),
 which :meth:`Learner.load` gets back.
 
-Registered today: ``classifier`` (a :mod:`unlearnkit.models` classifier trained
-with cross-entropy, used by SISA). ARCANE adds its one-class learners here.
+Registered: ``classifier`` (a :mod:`unlearnkit.models` classifier trained with
+cross-entropy, used by SISA) and the one-class learners of ARCANE, ``deep_svdd``
+and ``autoencoder`` (:mod:`~unlearnkit.exact.partitioned.one_class`).
 
 >>> from unlearnkit.exact.partitioned import learners
 >>> learners.names()
-['classifier']
+['autoencoder', 'classifier', 'deep_svdd']
 >>> learners.get("one-class")
 Traceback (most recent call last):
 ...
-unlearnkit.errors.UnknownLearnerError: unknown learner 'one-class'; valid names: classifier
+unlearnkit.errors.UnknownLearnerError: unknown learner 'one-class'; valid names: autoencoder, classifier, deep_svdd
 """
 
 from __future__ import annotations
@@ -157,5 +158,8 @@ class ClassifierLearner(Learner):
                 progress=False,
             )
 
+
+# The one-class learners register themselves on import (they subclass Learner).
+from unlearnkit.exact.partitioned import one_class  # noqa: E402,F401
 
 __all__ = ["LEARNERS", "ClassifierLearner", "Learner", "get", "names", "register"]

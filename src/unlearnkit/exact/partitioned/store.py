@@ -11,8 +11,9 @@ The database holds every small, changing thing as rows:
 
 - ``meta``: the configuration (written once, by the fit);
 - ``state``: the engine state (the current file of every block and step, sizes);
-- ``membership``: every fitted id with its part and block, and the request that
-  deleted it (``0`` = excluded at fit). A request may move ids between blocks.
+- ``membership``: every fitted id with its part and block, the request that
+  deleted it (``0`` = excluded at fit) and an optional per-sample priority (ARCANE's
+  deletion probability; cleared on deletion). A request may move ids between blocks.
 - ``requests``: the request log, one row per served request (keyed by number and
   by the caller's ``request_id``);
 - ``pending``: present while a fit or a forget is under way.
@@ -61,7 +62,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS membership (
-    id INTEGER PRIMARY KEY, part INTEGER NOT NULL, block INTEGER NOT NULL, deleted_by INTEGER
+    id INTEGER PRIMARY KEY, part INTEGER NOT NULL, block INTEGER NOT NULL, deleted_by INTEGER,
+    priority REAL
 );
 CREATE TABLE IF NOT EXISTS requests (
     request INTEGER PRIMARY KEY, request_id TEXT UNIQUE, record TEXT NOT NULL
@@ -273,33 +275,40 @@ class PartStore:
                 self.write_pending(db, None)
 
     # -- membership ---------------------------------------------------------------------
-    def write_membership(self, db, ids, parts, blocks) -> None:
+    def write_membership(self, db, ids, parts, blocks, priorities=None) -> None:
+        ids = np.asarray(ids).tolist()
+        priorities = [None] * len(ids) if priorities is None else np.asarray(priorities).tolist()
         db.executemany(
-            "INSERT INTO membership (id, part, block) VALUES (?, ?, ?)",
+            "INSERT INTO membership (id, part, block, priority) VALUES (?, ?, ?, ?)",
             zip(
-                np.asarray(ids).tolist(),
+                ids,
                 np.asarray(parts).tolist(),
                 np.asarray(blocks).tolist(),
+                priorities,
                 strict=True,
             ),
         )
 
     def read_membership(self) -> dict[str, np.ndarray]:
-        """Every fitted id (sorted) with its part, block and whether it is deleted."""
+        """Every fitted id (sorted) with its part, block, whether it is deleted, and its
+        priority (NaN where none)."""
         rows = self._query(
-            "SELECT id, part, block, deleted_by IS NOT NULL FROM membership ORDER BY id"
+            "SELECT id, part, block, deleted_by IS NOT NULL, priority FROM membership ORDER BY id"
         )
-        table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+        table = np.asarray([r[:4] for r in rows], dtype=np.int64).reshape(-1, 4)
+        priority = np.asarray([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64)
         return {
             "ids": table[:, 0].copy(),
             "part": table[:, 1].copy(),
             "block": table[:, 2].copy(),
             "deleted": table[:, 3].astype(bool),
+            "priority": priority,
         }
 
     def mark_deleted(self, db, ids, *, request: int) -> None:
         db.executemany(
-            "UPDATE membership SET deleted_by = ? WHERE id = ?",
+            # The priority is a property of the sample: it goes with it.
+            "UPDATE membership SET deleted_by = ?, priority = NULL WHERE id = ?",
             ((request, i) for i in np.asarray(ids).tolist()),
         )
 

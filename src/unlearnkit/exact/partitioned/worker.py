@@ -191,7 +191,10 @@ def train_part(job: PartJob) -> dict:
             for d, e in zip(given, job.blocks, strict=True)
         ]
         decode = lambda r, blob: store.decode_tensors(blocks[r]["file"], blob)[0]
-        data = PartData(parts[:R], sizes[:R], decode, block=job.block)
+        trained = job.block
+        if trained is not None:  # held blocks follow the trained ones in the buffer
+            trained = {k: v[: sum(sizes[:R])] for k, v in trained.items()}
+        data = PartData(parts[:R], sizes[:R], decode, block=trained)
 
         start = job.first_step
         for step in left:  # the latest checkpoint of this request that is whole and right
