@@ -44,12 +44,12 @@ from _common import RESULTS, linked_copy, machine  # noqa: E402
 
 SEED = 0
 E0 = 6
-BLOCKS = 5
+BLOCKS = 10
 SHARDS = 10
 HIDDEN = [256, 128]  # the monolithic model and SISA's constituents
 ARCANE_NET = {"hidden": [128], "rep_dim": 32}
 ARCANE_TRAINING = TrainConfig(optimizer="adam", lr=1e-3, batch_size=64)
-SINGLE_REQUESTS = 5
+SINGLE_REQUESTS = 20  # served one after another: a steady state, not first deletions only
 RHOS = (1.0, 0.5, 0.25)
 TARGETS = {"passes_ratio": 0.5, "ta_gap": 3.0}
 

@@ -36,6 +36,7 @@ def _hidden(text: str) -> list[int]:
 def fit(
     dataset: Annotated[str, typer.Option(help="built-in data set name or a .csv/.npz path")],
     out: Annotated[Path, typer.Option(help="store directory to create (must be new or empty)")],
+    model: Annotated[str, typer.Option(help="network of each class model: mlp")] = "mlp",
     learner: Annotated[
         str, typer.Option(help=f"one-class learner: {', '.join(ARCANE_LEARNERS)}")
     ] = "autoencoder",
@@ -91,6 +92,7 @@ def fit(
     )  # fmt: skip
     arcane = ARCANE(
         learner=learner,
+        network=model,
         hidden=widths,
         rep_dim=rep_dim,
         preprocessing=preprocessing,

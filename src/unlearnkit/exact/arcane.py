@@ -63,6 +63,7 @@ from unlearnkit.training import TrainConfig
 
 EXECUTORS = tuple(executor_names())
 CALIBRATIONS = ("none", "zscore")
+NETWORKS = ("mlp",)  # the network of every one-class model (convolutional ones: not yet)
 
 
 def class_scores(model: nn.Module, X: torch.Tensor, *, calibration: str) -> torch.Tensor:
@@ -119,7 +120,8 @@ class ARCANE(PartitionedEngine):
 
     Parameters (keyword-only):
 
-    - ``learner``: ``"deep_svdd"`` or ``"autoencoder"``; ``hidden`` (widths) and
+    - ``learner``: ``"deep_svdd"`` or ``"autoencoder"``; ``network``: its network
+      (``"mlp"``, the only one for now); ``hidden`` (widths) and
       ``rep_dim`` (code size) of its network; ``preprocessing`` ``auto``
       (standardise tabular inputs), ``standardize`` or ``none``, fitted on each
       class's own data.
@@ -186,6 +188,7 @@ class ARCANE(PartitionedEngine):
         self,
         *,
         learner: str = "autoencoder",
+        network: str = "mlp",
         hidden: Sequence[int] = (128,),
         rep_dim: int = 32,
         preprocessing: str = "auto",
@@ -207,6 +210,7 @@ class ARCANE(PartitionedEngine):
         progress: bool | None = None,
     ) -> None:
         self.learner = learner
+        self.network = network
         self.hidden = hidden
         self.rep_dim = rep_dim
         self.preprocessing = preprocessing
@@ -236,6 +240,11 @@ class ARCANE(PartitionedEngine):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         check_seed(self.seed, what="seed")
+        if self.network not in NETWORKS:
+            raise ConfigError(
+                f"ARCANE's one-class models are {' or '.join(NETWORKS)} networks; got "
+                f"{self.network!r} (the one-class learner itself is chosen by learner=)"
+            )
         if self.learner not in KINDS:
             raise ConfigError(f"learner must be one of {KINDS}; got {self.learner!r}")
         if (
@@ -270,6 +279,7 @@ class ARCANE(PartitionedEngine):
         return normalised(
             {
                 "learner": self.learner,
+                "network": self.network,
                 "hidden": list(self.hidden),
                 "rep_dim": self.rep_dim,
                 "preprocessing": self.preprocessing,
@@ -412,6 +422,7 @@ class ARCANE(PartitionedEngine):
         engine = config["engine"]
         return {
             "learner": engine["learner"],
+            "network": engine["network"],
             "hidden": engine["hidden"],
             "rep_dim": engine["rep_dim"],
             "preprocessing": engine["preprocessing"],

@@ -79,19 +79,18 @@ def sort_key(ids: np.ndarray, priorities: np.ndarray | None, *, seed: int) -> np
 
 
 def block_of_rank(k: int, blocks: int) -> np.ndarray:
-    """The block of each of ``k`` sorted samples: ``blocks - 1`` blocks of ``k // blocks``
-    samples, the last one taking the remainder.
+    """The block of each of ``k`` sorted samples: runs of ``ceil(k / blocks)`` samples,
+    the last block taking what is left.
 
     Cut this way, removing a sample changes the earlier blocks only when
-    ``k // blocks`` drops (once in ``blocks`` removals); otherwise a removal from
-    the last block (where sorting puts likely deletions) changes that block alone.
+    ``ceil(k / blocks)`` drops (once in ``blocks`` removals, when ``k - 1`` is a
+    multiple of ``blocks``); otherwise a removal from the last block (where sorting
+    puts likely deletions) changes that block alone.
 
     >>> block_of_rank(7, 3).tolist()
-    [0, 0, 1, 1, 2, 2, 2]
+    [0, 0, 0, 1, 1, 1, 2]
     """
-    size = k // blocks
-    if size == 0:
-        return np.full(k, blocks - 1, dtype=np.int64)
+    size = max(1, -(-k // blocks))
     return np.minimum(np.arange(k) // size, blocks - 1).astype(np.int64)
 
 

@@ -482,7 +482,9 @@ class PartitionedEngine(ExactEngine):
         _compare(disk, self.title, config, {"engine": self._engine_config()}, keys=("engine",))
         self._load_from(disk, config)
 
-    def _set_learned(self, disk: PartStore, config: dict, state: dict) -> None:
+    def _set_learned(
+        self, disk: PartStore, config: dict, state: dict, *, membership: dict | None = None
+    ) -> None:
         self.config_ = config
         self._state = state
         self.store_ = Path(self.store)
@@ -495,8 +497,9 @@ class PartitionedEngine(ExactEngine):
         self.requests_served_ = int(state["requests_served"])
         self.fit_seconds_ = state.get("fit_seconds")
         self._models: dict[int, nn.Module] = {}
-        # Membership changes with requests (deletions; moves): re-read with the state.
-        self._membership = disk.read_membership()
+        # Membership changes with requests (deletions; moves): re-read with the state,
+        # unless the caller has just committed the change and passes the result.
+        self._membership = disk.read_membership() if membership is None else membership
         self.deleted_ids_ = self._membership["ids"][self._membership["deleted"]]
 
     def _refresh(self, disk: PartStore) -> None:
@@ -742,7 +745,8 @@ class PartitionedEngine(ExactEngine):
             disk.mark_deleted(db, ids, request=request)
             disk.move(db, moves)
             disk.log(db, _record(result))
-        self._set_learned(disk, config, state)
+        membership = _applied(self._membership, ids, moves)
+        self._set_learned(disk, config, state, membership=membership)
         removed = self._finish(disk, parts=list(plan))
         return dataclasses.replace(result, files_deleted=tuple(removed))
 
@@ -935,6 +939,20 @@ def _result_from_record(record: dict, *, resumed: bool) -> ForgetResult:
         samples_retrained=int(record["samples_retrained"]),
         extra=record.get("extra", {}),
     )
+
+
+def _applied(membership: dict, ids: np.ndarray, moves: dict) -> dict:
+    """``membership`` after a request deleted ``ids`` and made ``moves`` (as committed)."""
+    new = {k: v.copy() for k, v in membership.items()}
+    where = np.searchsorted(new["ids"], ids)
+    new["deleted"][where] = True
+    new["priority"][where] = np.nan
+    if moves:
+        moved = np.fromiter(moves, dtype=np.int64)
+        where = np.searchsorted(new["ids"], moved)
+        new["part"][where] = [moves[i][0] for i in moved.tolist()]
+        new["block"][where] = [moves[i][1] for i in moved.tolist()]
+    return new
 
 
 def _logged(disk: PartStore, request: int) -> dict:

@@ -20,22 +20,19 @@ import pytest
 import torch
 
 from unlearnkit.errors import AlreadyDeletedError
-from unlearnkit.exact import SISA
+from unlearnkit.exact import ARCANE, SISA
 from unlearnkit.exact.partitioned import store as part_store
 from unlearnkit.training import TrainConfig
 
-OPTIONS = dict(
-    model="logreg",
-    shards=2,
-    slices=3,
-    epochs=3,
-    training=TrainConfig(batch_size=32),
-    seed=3,
-    executor="serial",
-)
+# Every persistent engine on the partitioned core, in a small setting. ARCANE keeps
+# half of each class and re-selects on deletion, so its requests also move samples.
+ENGINES = {
+    "sisa": (SISA, dict(model="logreg", shards=2, slices=3, epochs=3)),
+    "arcane": (ARCANE, dict(hidden=[8], rep_dim=4, blocks=3, epochs=3, rho=0.5)),
+}
+COMMON = dict(training=TrainConfig(batch_size=32), seed=3, executor="serial")
 
-
-MAX_WRITES = 20  # the scenario makes 19; the table covers every k up to this
+MAX_WRITES = 36  # SISA's scenario makes 19 durable changes, ARCANE's 32
 
 
 class Killed(BaseException):
@@ -53,19 +50,20 @@ def _writes_through(writer):
         yield
 
 
-def _weights(sisa: SISA) -> dict:
-    return {s: m.state_dict() for s, m in sisa.constituents().items()}
+def _weights(engine) -> dict:
+    return {s: m.state_dict() for s, m in engine.constituents().items()}
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory, digits):
-    """A fitted store, the ids to forget, and the uninterrupted outcome."""
-    base = tmp_path_factory.mktemp("faults")
+@pytest.fixture(scope="module", params=list(ENGINES))
+def scenario(request, tmp_path_factory, digits):
+    """An engine class, a fitted store, the ids to forget, and the uninterrupted outcome."""
+    cls, options = ENGINES[request.param]
+    base = tmp_path_factory.mktemp(f"faults-{request.param}")
     fitted = base / "fitted"
-    SISA(**OPTIONS, store=fitted).fit(digits.train)
-    # Ids in the first slice of two shards: every step of both shards is redone.
-    sisa = SISA.load(fitted, executor="serial")
-    shard, slice_ = sisa.locate(digits.train.ids)
+    cls(**options, **COMMON, store=fitted).fit(digits.train)
+    # Ids in the first block of two parts: every step of both parts is redone.
+    engine = cls.load(fitted, executor="serial")
+    shard, slice_ = engine.locate(digits.train.ids)
     ids = [
         int(
             next(
@@ -85,15 +83,17 @@ def scenario(tmp_path_factory, digits):
         return action()
 
     with _writes_through(counting):
-        done = SISA.load(reference, executor="serial")
+        done = cls.load(reference, executor="serial")
         done.forget(ids)
-    return fitted, ids, writes, _weights(SISA.load(reference)), _files(reference)
+    return cls, fitted, ids, writes, _weights(cls.load(reference, executor="serial")), _files(
+        reference
+    )
 
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path, k):
     """One write fails (a full disk, say) while later ones land: the gap is not trusted."""
-    fitted, ids, _, weights, files = scenario
+    cls, fitted, ids, _, weights, files = scenario
     store = tmp_path / "store"
     shutil.copytree(fitted, store)
     count = 0
@@ -106,9 +106,9 @@ def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path
         return action()
 
     with _writes_through(fails_once), pytest.raises(OSError):
-        SISA.load(store, executor="serial").forget(ids)
-    SISA.load(store, executor="serial").forget(ids)
-    final = SISA.load(store, executor="serial")
+        cls.load(store, executor="serial").forget(ids)
+    cls.load(store, executor="serial").forget(ids)
+    final = cls.load(store, executor="serial")
     got = _weights(final)
     for shard, state in weights.items():
         assert all(torch.equal(state[name], got[shard][name]) for name in state), shard
@@ -116,7 +116,7 @@ def test_a_single_failed_background_write_is_redone_on_resume(scenario, tmp_path
 
 
 def test_the_scenario_writes_enough_to_be_a_test(scenario):
-    _, _, writes, _, _ = scenario
+    _, _, _, writes, _, _ = scenario
     # slices and steps of two shards, the marker, the commit, the cleanup, clearing the marker
     assert len(writes) >= 12, writes
     assert writes[-1] == "clear the pending marker"
@@ -127,7 +127,7 @@ def test_the_scenario_writes_enough_to_be_a_test(scenario):
 
 @pytest.mark.parametrize("k", range(1, MAX_WRITES + 1))
 def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(scenario, tmp_path, k):
-    fitted, ids, writes, weights, files = scenario
+    cls, fitted, ids, writes, weights, files = scenario
     if k > len(writes):
         pytest.skip(f"the forget makes {len(writes)} durable changes")
     store = tmp_path / "store"
@@ -142,13 +142,13 @@ def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(sce
         return action()
 
     with _writes_through(dies_at_k), pytest.raises(Killed):
-        SISA.load(store, executor="serial").forget(ids)
+        cls.load(store, executor="serial").forget(ids)
 
-    reopened = SISA.load(store, executor="serial")  # rolls a committed request forward
+    reopened = cls.load(store, executor="serial")  # rolls a committed request forward
     # The retry resumes an uncommitted request; a committed one the open finished.
     with contextlib.suppress(AlreadyDeletedError):
         reopened.forget(ids)
-    final = SISA.load(store, executor="serial")
+    final = cls.load(store, executor="serial")
     assert final.requests_served_ == 1 and len(final.requests()) == 1
     got = _weights(final)
     assert got.keys() == weights.keys()
@@ -156,5 +156,5 @@ def test_a_forget_killed_after_any_write_resumes_to_the_uninterrupted_result(sce
         assert all(torch.equal(state[name], got[shard][name]) for name in state), shard
     left = _files(store)
     assert left.keys() == files.keys(), sorted(set(left) ^ set(files))
-    shard_files = {n: h for n, h in files.items() if n.startswith("shard-")}
+    shard_files = {n: h for n, h in files.items() if n.startswith(("shard-", "class-"))}
     assert {n: left[n] for n in shard_files} == shard_files
