@@ -117,6 +117,16 @@ def test_forget_equals_a_fresh_fit_without_the_ids(small, tmp_path, reselect, rh
     assert engine.verify() == []
 
 
+def test_the_process_executor_gives_the_same_bits(small, tmp_path):
+    drop = [int(i) for i in small.ids[[0, 300, 500]]]
+    with ARCANE(**{**OPTIONS, "executor": "process"}, rho=0.5, store=tmp_path / "p") as parallel:
+        parallel.fit(small)
+        result = parallel.forget(drop)
+        assert len(result.parts) >= 2  # classes retrained as parallel jobs
+        serial = ARCANE(**OPTIONS, rho=0.5, store=tmp_path / "s").fit(small, exclude_ids=drop)
+        assert_same_models(parallel, serial)
+
+
 def test_a_forget_touches_only_its_class(small, tmp_path):
     engine = ARCANE(**OPTIONS, store=tmp_path / "s").fit(small)
     before = snapshot(engine.store_)

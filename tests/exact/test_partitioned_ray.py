@@ -1,4 +1,5 @@
-"""SISA fit + forget on a local Ray cluster (2 CPUs): the same exactness as on one machine."""
+"""SISA and ARCANE fit + forget on a local Ray cluster (2 CPUs): the same exactness as on
+one machine."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 ray = pytest.importorskip("ray")
 
-from unlearnkit.exact import SISA  # noqa: E402
+from unlearnkit.exact import ARCANE, SISA  # noqa: E402
 from unlearnkit.runtime import RayExecutor  # noqa: E402
 from unlearnkit.training import TrainConfig  # noqa: E402
 
@@ -61,3 +62,15 @@ def test_sisa_on_ray_is_exact(cluster, digits, tmp_path):
     for shard, model in golden.constituents().items():
         assert same_weights(on_ray.constituents()[shard], model)
     assert [r["request"] for r in on_ray.requests()] == [1]
+
+
+def test_arcane_on_ray_is_exact(cluster, digits, tmp_path):
+    options = dict(hidden=[8], rep_dim=4, blocks=2, epochs=2, rho=0.5, seed=3)
+    drop = digits.train.ids[[0, 1, 700, 1200]].tolist()
+    on_ray = ARCANE(**options, executor=cluster, store=tmp_path / "ray").fit(digits.train)
+    report = on_ray.forget(drop)
+    assert len(report.parts) >= 2  # several classes retrained as parallel Ray tasks
+    golden = ARCANE(**options, executor="serial", store=tmp_path / "golden")
+    golden.fit(digits.train, exclude_ids=drop)
+    for c, model in golden.constituents().items():
+        assert same_weights(on_ray.constituents()[c], model), c
