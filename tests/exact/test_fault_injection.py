@@ -85,8 +85,13 @@ def scenario(request, tmp_path_factory, digits):
     with _writes_through(counting):
         done = cls.load(reference, executor="serial")
         done.forget(ids)
-    return cls, fitted, ids, writes, _weights(cls.load(reference, executor="serial")), _files(
-        reference
+    return (
+        cls,
+        fitted,
+        ids,
+        writes,
+        _weights(cls.load(reference, executor="serial")),
+        _files(reference),
     )
 
 
