@@ -110,3 +110,7 @@ class NonFiniteOutputError(UnlearnkitError, ValueError):
 
 class JobFailedError(UnlearnkitError):
     """A job could not finish because its worker died (killed, out of memory) or Ray failed."""
+
+
+class InverseSolveError(UnlearnkitError):
+    """An inverse curvature product did not converge or met negative curvature."""

@@ -8,7 +8,12 @@ Traceback (most recent call last):
 unlearnkit.errors.UnknownMethodError: unknown method 'no_such_method'; valid names: ...
 """
 
-from unlearnkit.methods import baselines, masking, paper  # noqa: F401  (registers the methods)
+from unlearnkit.methods import (  # noqa: F401  (registers the methods)
+    baselines,
+    influence,
+    masking,
+    paper,
+)
 from unlearnkit.methods.base import (
     REGISTRY,
     FineTuneMethod,

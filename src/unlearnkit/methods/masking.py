@@ -176,29 +176,15 @@ def _fisher_by_layers(model: nn.Module, data: Split, *, batch_size: int):
 
 
 def _fisher_by_vmap(model: nn.Module, data: Split) -> dict[str, torch.Tensor]:
-    """The general path of :func:`fisher_saliency`: per-sample gradients with ``torch.func``."""
-    from torch.func import functional_call, grad, vmap
+    """The general path of :func:`fisher_saliency`: per-sample gradients from
+    :mod:`unlearnkit.influence`, squared and summed chunk by chunk."""
+    from unlearnkit.influence.gradients import ParameterVector, per_sample_gradient_chunks
 
-    params = {n: p.detach() for n, p in _trainable(model).items()}
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
-    n_params = sum(p.numel() for p in params.values())
-    chunk = max(1, min(len(data), _FISHER_FLOATS_PER_CHUNK // max(1, n_params)))
-
-    def sample_loss(p, x, y):
-        out = functional_call(model, {**p, **frozen, **buffers}, (x.unsqueeze(0),))
-        return F.cross_entropy(out, y.unsqueeze(0))
-
-    per_sample_grad = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    with torch.no_grad():
-        for start in range(0, len(data), chunk):
-            g = per_sample_grad(
-                params, data.X[start : start + chunk], data.y[start : start + chunk]
-            )
-            for n in total:
-                total[n] += g[n].pow(2).sum(dim=0)
-    return {n: t / len(data) for n, t in total.items()}
+    params = ParameterVector(model)
+    total = torch.zeros(params.size)
+    for _, G in per_sample_gradient_chunks(model, data, max_floats=_FISHER_FLOATS_PER_CHUNK):
+        total += G.pow(2).sum(dim=0)
+    return {n: t / len(data) for n, t in params.unflatten(total).items()}
 
 
 def top_fraction_mask(
