@@ -38,8 +38,6 @@ the combination; training, commits, cleanup and resume are the core's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Annotated
@@ -50,10 +48,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.dataset import Split
-from unlearnkit.errors import ConfigError, StoreError, UnknownIdsError
+from unlearnkit.errors import ConfigError, StoreError
 from unlearnkit.exact import arcane_layout
 from unlearnkit.exact.base import register
-from unlearnkit.exact.partitioned.engine import PartitionedEngine, normalised
+from unlearnkit.exact.partitioned.engine import (
+    PartitionedEngine,
+    deletion_probability_array,
+    normalised,
+    probabilities_sha256,
+)
 from unlearnkit.exact.partitioned.one_class import KINDS, one_class_spec
 from unlearnkit.exact.sisa_plan import shard_seed, step_epochs
 from unlearnkit.params import OneOf, Range, check_seed
@@ -268,13 +271,6 @@ class ARCANE(PartitionedEngine):
     def _training_config(self) -> TrainConfig:
         return (self.training or TrainConfig(optimizer="adam", lr=1e-3)).replace(epochs=self.epochs)
 
-    def _probabilities_sha(self) -> str | None:
-        p = self.deletion_probabilities
-        if p is None:
-            return None
-        items = sorted(p.items()) if isinstance(p, Mapping) else list(p)
-        return hashlib.sha256(json.dumps(normalised(items)).encode()).hexdigest()
-
     def _engine_config(self) -> dict:
         return normalised(
             {
@@ -287,7 +283,7 @@ class ARCANE(PartitionedEngine):
                 "blocks": self.blocks,
                 "epochs": self.epochs,
                 "training": self._training_config().to_dict(),
-                "deletion_probabilities_sha256": self._probabilities_sha(),
+                "deletion_probabilities_sha256": probabilities_sha256(self.deletion_probabilities),
                 "reselect": self.reselect,
                 "seed": self.seed,
                 "threads": self.threads,
@@ -328,24 +324,9 @@ class ARCANE(PartitionedEngine):
         return {"temperature": self.temperature, "calibration": self.calibration}
 
     def _priority(self, train: Split) -> np.ndarray | None:
-        p = self.deletion_probabilities
-        if p is None:
+        if self.deletion_probabilities is None:
             return None
-        if isinstance(p, Mapping):
-            unknown = set(p) - set(train.ids.tolist())
-            if unknown:
-                raise UnknownIdsError(
-                    f"deletion_probabilities names {len(unknown)} id(s) not in the training data "
-                    f"(first: {sorted(unknown)[:5]})"
-                )
-            p = [float(p.get(i, 0.0)) for i in train.ids.tolist()]
-        p = np.asarray(p, dtype=np.float64)
-        if p.shape != (len(train),) or not np.all((p >= 0) & (p <= 1)):
-            raise ConfigError(
-                f"deletion_probabilities must hold one value in [0, 1] per training sample "
-                f"({len(train)}); got shape {p.shape}"
-            )
-        return p
+        return deletion_probability_array(self.deletion_probabilities, train)
 
     def _assign(self, train: Split, exclude: np.ndarray):
         ids = train.ids.numpy()

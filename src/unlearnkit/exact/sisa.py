@@ -43,8 +43,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,9 +54,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.dataset import Split
-from unlearnkit.errors import ConfigError, StoreError, UnknownIdsError
+from unlearnkit.errors import ConfigError, StoreError
 from unlearnkit.exact.base import ForgetResult, register
-from unlearnkit.exact.partitioned.engine import PartitionedEngine, normalised
+from unlearnkit.exact.partitioned.engine import (
+    PartitionedEngine,
+    deletion_probability_array,
+    normalised,
+    probabilities_sha256,
+)
 from unlearnkit.exact.partitioned.worker import torch_threads
 from unlearnkit.exact.sisa_plan import (
     assign_distribution_aware,
@@ -308,13 +311,6 @@ class SISA(PartitionedEngine):
             "preprocessing": self.preprocessing,
         }
 
-    def _probabilities_sha(self) -> str | None:
-        p = self.deletion_probabilities
-        if p is None or self.sharding != "distribution-aware":
-            return None
-        items = sorted(p.items()) if isinstance(p, Mapping) else list(p)
-        return hashlib.sha256(json.dumps(normalised(items)).encode()).hexdigest()
-
     def _engine_config(self) -> dict:
         """The options that determine what is stored; a store must match them to be reused."""
         return normalised(
@@ -326,7 +322,9 @@ class SISA(PartitionedEngine):
                 "training": self._training_config().to_dict(),
                 "sharding": self.sharding,
                 "capacity": self.capacity if self.sharding == "distribution-aware" else None,
-                "deletion_probabilities_sha256": self._probabilities_sha(),
+                "deletion_probabilities_sha256": probabilities_sha256(
+                    self.deletion_probabilities if self.sharding == "distribution-aware" else None
+                ),
                 "seed": self.seed,
                 "threads": self.threads,
                 "carry_optimizer": bool(self.carry_optimizer),
@@ -338,21 +336,7 @@ class SISA(PartitionedEngine):
             return assign_uniform(
                 len(train), shards=self.shards, slices=self.slices, seed=self.seed
             )
-        p = self.deletion_probabilities
-        if isinstance(p, Mapping):
-            unknown = set(p) - set(train.ids.tolist())
-            if unknown:
-                raise UnknownIdsError(
-                    f"deletion_probabilities names {len(unknown)} id(s) not in the training data "
-                    f"(first: {sorted(unknown)[:5]})"
-                )
-            p = [float(p.get(i, 0.0)) for i in train.ids.tolist()]
-        p = np.asarray(p, dtype=np.float64)
-        if p.shape != (len(train),) or not np.all((p >= 0) & (p <= 1)):
-            raise ConfigError(
-                f"deletion_probabilities must hold one value in [0, 1] per training sample "
-                f"({len(train)}); got shape {p.shape}"
-            )
+        p = deletion_probability_array(self.deletion_probabilities, train)
         return assign_distribution_aware(
             p, shards=self.shards, slices=self.slices, seed=self.seed, capacity=self.capacity
         )

@@ -91,6 +91,37 @@ def content_sha256(split: Split) -> str:
     return digest.hexdigest()
 
 
+def deletion_probability_array(probabilities, train: Split) -> np.ndarray:
+    """Per-row deletion probabilities of ``train`` from a sequence aligned with it or a
+    mapping id -> probability (missing ids: 0); unknown ids and values outside [0, 1]
+    are errors."""
+    p = probabilities
+    if isinstance(p, Mapping):
+        unknown = set(p) - set(train.ids.tolist())
+        if unknown:
+            raise UnknownIdsError(
+                f"deletion_probabilities names {len(unknown)} id(s) not in the training data "
+                f"(first: {sorted(unknown)[:5]})"
+            )
+        p = [float(p.get(i, 0.0)) for i in train.ids.tolist()]
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (len(train),) or not np.all((p >= 0) & (p <= 1)):
+        raise ConfigError(
+            f"deletion_probabilities must hold one value in [0, 1] per training sample "
+            f"({len(train)}); got shape {p.shape}"
+        )
+    return p
+
+
+def probabilities_sha256(probabilities) -> str | None:
+    """A fingerprint of deletion probabilities (for the stored configuration)."""
+    if probabilities is None:
+        return None
+    p = probabilities
+    items = sorted(p.items()) if isinstance(p, Mapping) else list(p)
+    return hashlib.sha256(json.dumps(normalised(items)).encode()).hexdigest()
+
+
 class PartitionedEngine(ExactEngine):
     """Base of the engines that train one model per part, in checkpointed blocks.
 
@@ -997,4 +1028,11 @@ def _compare(
         )
 
 
-__all__ = ["PartitionedEngine", "concat", "content_sha256", "normalised"]
+__all__ = [
+    "PartitionedEngine",
+    "concat",
+    "content_sha256",
+    "deletion_probability_array",
+    "normalised",
+    "probabilities_sha256",
+]

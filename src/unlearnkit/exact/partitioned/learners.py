@@ -23,6 +23,7 @@ unlearnkit.errors.UnknownLearnerError: unknown learner 'one-class'; valid names:
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import torch
@@ -48,6 +49,16 @@ def get(name: str) -> type[Learner]:
 
 def names() -> list[str]:
     return LEARNERS.names()
+
+
+@contextlib.contextmanager
+def seeded_step(seed: int, step: int):
+    """Torch's CPU generator (dropout) seeded from ``(seed, step)`` for one step, then
+    restored: a resumed step draws what an uninterrupted run would."""
+    with torch.random.fork_rng(devices=[]):
+        # torch.manual_seed would also queue seeding of GPUs: the CPU generator is enough.
+        torch.default_generator.manual_seed(seed * 10_007 + step)
+        yield
 
 
 class Learner:
@@ -145,9 +156,7 @@ class ClassifierLearner(Learner):
 
     def train_step(self, model, data, *, config, seed, step, epochs, optimizer):
         fit_preprocessing(model, data.X)
-        # torch.manual_seed would also queue seeding of GPUs: the CPU generator is enough.
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed * 10_007 + step)
+        with seeded_step(seed, step):
             return run_epochs(
                 model,
                 data,
@@ -162,4 +171,4 @@ class ClassifierLearner(Learner):
 # The one-class learners register themselves on import (they subclass Learner).
 from unlearnkit.exact.partitioned import one_class  # noqa: E402,F401
 
-__all__ = ["LEARNERS", "ClassifierLearner", "Learner", "get", "names", "register"]
+__all__ = ["LEARNERS", "ClassifierLearner", "Learner", "get", "names", "register", "seeded_step"]

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from unlearnkit.errors import ConfigError
-from unlearnkit.exact.partitioned.learners import Learner, register
+from unlearnkit.exact.partitioned.learners import Learner, register, seeded_step
 from unlearnkit.models.preprocessing import build as build_preprocessing
 from unlearnkit.models.preprocessing import resolve as resolve_preprocessing
 from unlearnkit.training import run_epochs
@@ -145,8 +145,7 @@ class OneClassLearner(Learner):
 
     def train_step(self, model, data, *, config, seed, step, epochs, optimizer):
         model.fit_preprocessing(data.X)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed * 10_007 + step)
+        with seeded_step(seed, step):
             if model.decoder is None and not bool(model.centre_ready):
                 model.set_centre(data.X)
             optimizer = run_epochs(
