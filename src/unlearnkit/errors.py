@@ -114,3 +114,7 @@ class JobFailedError(UnlearnkitError):
 
 class InverseSolveError(UnlearnkitError):
     """An inverse curvature product did not converge or met negative curvature."""
+
+
+class CertificationBudgetError(UnlearnkitError):
+    """A certified removal would exceed its gradient-residual budget: retrain instead."""

@@ -65,8 +65,13 @@ class UnlearningMethod(metaclass=_ValidatedOnConstruction):
     - ``exact``: the result equals retraining without the forget set.
     - ``needs_forget``: reads the forget samples (``split.forget``).
     - ``needs_retain``: reads the retained samples (``split.retain``).
-    A method whose flag is False must give the same result whatever that data holds;
-    the conformance test checks this.
+    - ``needs_validation``: reads ``split.validation``, a seeded part of the
+      training data held out of every training (``select_forget(..., validation=f)``);
+      ``unlearnkit run`` holds one out when a method that needs it is run.
+    - ``model_kinds``: the model names (:mod:`unlearnkit.models`) the method works
+      on, or None for any ``nn.Module`` classifier.
+    A method whose ``needs_*`` flag is False must give the same result whatever that
+    data holds; the conformance test checks this.
 
     Hyper-parameters are keyword-only ``__init__`` parameters whose type and range
     are declared with ``typing.Annotated`` (see :mod:`unlearnkit.params`); they are
@@ -78,6 +83,8 @@ class UnlearningMethod(metaclass=_ValidatedOnConstruction):
     exact: ClassVar[bool] = False
     needs_forget: ClassVar[bool] = True
     needs_retain: ClassVar[bool] = True
+    needs_validation: ClassVar[bool] = False
+    model_kinds: ClassVar[tuple[str, ...] | None] = None
 
     def setup(self, model: nn.Module, split: ForgetSplit):
         """Untimed preparation before ``unlearn``; returns what ``unlearn`` receives.
