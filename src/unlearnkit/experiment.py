@@ -55,8 +55,19 @@ class Experiment:
     data_seed: int = 0
     mia_feature: str = "confidence"
     mia_max_samples: int | None = None
+    # Fraction of the training part held out as a validation split (never trained on);
+    # None: DEFAULT_VALIDATION when a method that needs one is run, else none.
+    validation: float | None = None
+
+    def held_out_fraction(self) -> float:
+        """The validation fraction this experiment holds out of training."""
+        if self.validation is not None:
+            return self.validation
+        needed = any(getattr(resolve(name), "needs_validation", False) for name in self.methods)
+        return DEFAULT_VALIDATION if needed else 0.0
 
     def describe(self) -> dict:
+        held_out = self.held_out_fraction()
         return {
             "dataset": self.dataset,
             "dataset_options": self.dataset_options,
@@ -67,7 +78,12 @@ class Experiment:
             "data_seed": self.data_seed,
             "mia_feature": self.mia_feature,
             "mia_max_samples": self.mia_max_samples,
+            # Only when there is one, so caches written before validation splits still match.
+            **({"validation": held_out} if held_out else {}),
         }
+
+
+DEFAULT_VALIDATION = 0.1  # (choice) the held-out share when a method needs one
 
 
 def _slug(text: str) -> str:
@@ -106,6 +122,19 @@ def prepare(exp: Experiment):
     if exp.mia_feature not in FEATURES:
         raise ConfigError(f"unknown MIA feature {exp.mia_feature!r}; valid: {', '.join(FEATURES)}")
     classes = {name: resolve(name) for name in exp.methods}
+    validation = exp.held_out_fraction()
+    for name, cls in classes.items():
+        kinds = getattr(cls, "model_kinds", None)
+        if kinds and exp.model not in kinds:
+            raise ConfigError(
+                f"method {name!r} works on model(s) {', '.join(kinds)} only; got "
+                f"{exp.model!r} (choose --model {kinds[0]}, or drop {name})"
+            )
+        if getattr(cls, "needs_validation", False) and not validation:
+            raise ConfigError(
+                f"method {name!r} needs a validation split; give a fraction in (0, 1) "
+                "such as --validation 0.1"
+            )
     unknown_options = set(exp.method_options) - set(exp.methods)
     if unknown_options:
         raise ConfigError(f"options given for methods not being run: {sorted(unknown_options)}")
@@ -119,7 +148,7 @@ def prepare(exp: Experiment):
     # Fails now on a bad model name, option or preprocessing.
     models.make(exp.model, dataset, preprocessing=exp.preprocessing, **exp.model_options)
     splits = {
-        (spec, seed): data.select_forget(dataset, spec, seed=seed)
+        (spec, seed): data.select_forget(dataset, spec, seed=seed, validation=validation)
         for spec in exp.forget
         for seed in exp.seeds
     }

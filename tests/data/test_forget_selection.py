@@ -105,3 +105,25 @@ def test_class_by_label_name_or_index(pets):
 def test_unknown_class_lists_the_names(pets, spec):
     with pytest.raises(ForgetSelectionError, match="0 = cat, 1 = dog, 2 = eel"):
         uk.select_forget(pets, spec)
+
+
+@settings(max_examples=10, deadline=None)
+@given(fraction=st.floats(0.05, 0.5), seed=st.integers(0, 1000))
+def test_validation_is_held_out_of_training_and_never_the_test_set(digits, fraction, seed):
+    plain = uk.select_forget(digits, "random:0.1", seed=seed)
+    split = uk.select_forget(digits, "random:0.1", seed=seed, validation=fraction)
+    _check_partition(split)
+    held, train = set(split.validation.ids.tolist()), set(split.train.ids.tolist())
+    assert not held & train and not held & set(split.test.ids.tolist())
+    assert held | train == set(digits.train.ids.tolist())
+    assert torch.equal(split.forget.ids, plain.forget.ids)  # the forget draw does not move
+    assert len(held) == round(fraction * len(plain.retain))
+    again = uk.select_forget(digits, "random:0.1", seed=seed, validation=fraction)
+    assert torch.equal(again.validation.ids, split.validation.ids)
+    assert plain.validation is None and split.describe()["n_validation"] == len(held)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1e-6, float("nan")])
+def test_bad_validation_fractions_are_refused(digits, fraction):
+    with pytest.raises(ForgetSelectionError, match="validation fraction"):
+        uk.select_forget(digits, "class:3", validation=fraction)

@@ -65,7 +65,12 @@ def test_a_format_1_store_migrates_and_behaves_as_before(old_store, digits, tmp_
     train = digits.train.take(torch.arange(240))
     fresh = SISA(**FIXTURE, store=tmp_path / "fresh").fit(train, exclude_ids=[3, 123, 7, 200])
     for shard, model in fresh.constituents().items():
-        assert same_weights(sisa.constituents()[shard], model), shard
+        # Close, not bit-equal: a shard the requests did not touch keeps the weights the
+        # fixture's machine trained, and CPUs differ in the last bits of float kernels.
+        migrated = sisa.constituents()[shard].state_dict()
+        assert all(
+            torch.allclose(migrated[k], v, rtol=0, atol=1e-6) for k, v in model.state_dict().items()
+        ), shard
     assert SISA.load(old_store, executor="serial").requests_served_ == 2
 
 

@@ -2,8 +2,9 @@
 
 A method must: leave its input model unchanged; give bit-identical results for
 the same seed; return the same architecture; and honour its declared
-capabilities — a method that says it does not need the forget (or retain) data
-must give the same result when that data is replaced.
+capabilities — a method that says it does not need the forget (retain,
+validation) data must give the same result when that data is replaced. A method
+that works on some models only (``model_kinds``) is checked on the first of them.
 """
 
 import pytest
@@ -21,10 +22,25 @@ SMALL = TrainConfig(epochs=2, lr=0.05)
 
 
 @pytest.fixture(scope="module")
-def setting(digits):
-    split = uk.select_forget(digits, "random:0.1", seed=0)
-    model = uk.train(uk.models.make("mlp", digits, hidden=(32,)), split.train, seed=0, config=SMALL)
-    return model, split
+def settings(digits):
+    split = uk.select_forget(digits, "random:0.1", seed=0, validation=0.1)
+    trained = {}
+
+    def for_method(name):
+        kinds = methods.get(name).model_kinds
+        kind = kinds[0] if kinds else "mlp"
+        if kind not in trained:
+            options = {"hidden": (32,)} if kind == "mlp" else {}
+            template = uk.models.make(kind, digits, **options)
+            trained[kind] = uk.train(template, split.train, seed=0, config=SMALL)
+        return trained[kind], split
+
+    return for_method
+
+
+@pytest.fixture
+def setting(settings, request):
+    return settings(request.node.callspec.params["name"])
 
 
 def _state(model):
@@ -56,12 +72,13 @@ def _noised(split: ForgetSplit, part: str) -> ForgetSplit:
         X=torch.randn(old.X.shape, generator=gen),
         y=torch.randint(0, split.num_classes, old.y.shape, generator=gen),
     )
-    rows = split.train.positions(old.ids)
     train_X, train_y = split.train.X.clone(), split.train.y.clone()
-    train_X[rows], train_y[rows] = fake.X, fake.y
+    if part != "validation":  # validation is held out of train
+        rows = split.train.positions(old.ids)
+        train_X[rows], train_y[rows] = fake.X, fake.y
     fields = {
         f: getattr(split, f)
-        for f in ("train", "retain", "forget", "test", "spec", "seed", "num_classes")
+        for f in ("train", "retain", "forget", "test", "spec", "seed", "num_classes", "validation")
     }
     fields[part] = fake
     fields["train"] = Split(ids=split.train.ids, X=train_X, y=train_y)
@@ -98,7 +115,12 @@ def test_declared_capabilities_are_honoured(name, setting):
     model, split = setting
     cls = methods.get(name)
     reference = _make(name).unlearn(model, split)
-    for part, needed in (("forget", cls.needs_forget), ("retain", cls.needs_retain)):
+    needs = (
+        ("forget", cls.needs_forget),
+        ("retain", cls.needs_retain),
+        ("validation", cls.needs_validation),
+    )
+    for part, needed in needs:
         if needed:
             continue
         noised = _noised(split, part)
@@ -119,10 +141,10 @@ def test_methods_are_documented_and_keyword_only(name):
     assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params), name
 
 
-def test_approximate_methods_change_the_model(setting):
-    model, split = setting
+def test_approximate_methods_change_the_model(settings):
     for name in REGISTERED:
         if methods.get(name).exact:
             continue
+        model, split = settings(name)
         out = _make(name).unlearn(model, split)
         assert not _same(_state(model), _state(out)), f"{name} returned the model unchanged"

@@ -133,6 +133,13 @@ def run(
         int | None,
         typer.Option(help="Cap the MIA attack's training samples per class (default: test size)."),
     ] = None,
+    validation: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction of the training data held out as a validation split, trained on by "
+            "no model (default: 0.1 when a method needs one, such as puma; else 0)."
+        ),
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(help="CSV: name of the label column (default: label)."),
@@ -172,6 +179,7 @@ def run(
         data_seed=data_seed,
         mia_feature=mia_feature,
         mia_max_samples=mia_max_samples,
+        validation=validation,
         dataset_options=file_options(target=target, id_column=id_column, categorical=categorical),
     )
     run_experiment(exp, out=out, progress=None if progress else False)

@@ -16,7 +16,12 @@ from unlearnkit.errors import ForgetSelectionError, UnknownIdsError
 
 @dataclass(frozen=True, eq=False)
 class ForgetSplit:
-    """``train`` = ``retain`` ∪ ``forget`` (disjoint, original order kept); ``test`` untouched."""
+    """``train`` = ``retain`` ∪ ``forget`` (disjoint, original order kept); ``test`` untouched.
+
+    ``validation`` (None unless asked for) is a seeded part of the data set's training
+    part held out of ``train``: no model is trained on it, it is never the test set, and
+    methods that tune or measure on held-out data (``needs_validation``) read it.
+    """
 
     train: Split
     retain: Split
@@ -25,6 +30,7 @@ class ForgetSplit:
     spec: str
     seed: int
     num_classes: int
+    validation: Split | None = None
 
     @property
     def forget_sha256(self) -> str:
@@ -37,6 +43,7 @@ class ForgetSplit:
             "n_retain": len(self.retain),
             "n_forget": len(self.forget),
             "n_test": len(self.test),
+            "n_validation": 0 if self.validation is None else len(self.validation),
             "forget_sha256": self.forget_sha256,
         }
 
@@ -44,7 +51,9 @@ class ForgetSplit:
 _GRAMMAR = "expected 'random:<fraction or count>', 'class:<c>[,<c>...]' or 'ids:<file>'"
 
 
-def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> ForgetSplit:
+def select_forget(
+    data: Dataset, spec: str | list[int], *, seed: int = 0, validation: float = 0.0
+) -> ForgetSplit:
     """Split ``data.train`` into retain and forget by ``spec``.
 
     - ``random:0.1`` — a seeded uniform 10% of train; ``random:50`` — 50 samples;
@@ -52,6 +61,11 @@ def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> For
       0..K-1, or, for a file with string labels, the label itself: ``class:dog``);
     - ``ids:path.txt`` — one sample id per line (``#`` comments allowed);
     - a list of ids, for use from Python.
+
+    ``validation`` in [0, 1): that fraction of the samples not chosen to forget is
+    held out as ``split.validation`` (drawn from ``seed``), and taken out of ``train``
+    and ``retain``. The forget set is chosen first, so it is the same with or without
+    a validation split.
 
     >>> from unlearnkit.data import load
     >>> split = select_forget(load("digits"), "class:3")
@@ -85,6 +99,11 @@ def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> For
             f"forget spec {spec_text!r} selects all {len(train)} train samples; "
             "nothing would remain to train on"
         )
+    held_out = None
+    if validation:
+        is_held_out = validation_rows(~is_forget, validation, seed=seed)
+        held_out = train.take(is_held_out)
+        train, is_forget = train.take(~is_held_out), is_forget[~is_held_out]
     return ForgetSplit(
         train=train,
         retain=train.take(~is_forget),
@@ -93,7 +112,28 @@ def select_forget(data: Dataset, spec: str | list[int], *, seed: int = 0) -> For
         spec=spec_text,
         seed=seed,
         num_classes=data.num_classes,
+        validation=held_out,
     )
+
+
+def validation_rows(candidates: torch.Tensor, fraction: float, *, seed: int) -> torch.Tensor:
+    """A seeded ``fraction`` of the ``candidates`` rows (a boolean mask over train)."""
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ForgetSelectionError(
+            f"validation fraction must be in [0, 1); got {fraction!r} (e.g. validation=0.1)"
+        )
+    rows = torch.nonzero(candidates).flatten().numpy()
+    count = int(round(fraction * len(rows)))
+    if count < 1 or count >= len(rows):
+        raise ForgetSelectionError(
+            f"validation fraction {fraction} of the {len(rows)} retained samples holds out "
+            f"{count}; choose a fraction that leaves at least one sample on each side"
+        )
+    # A stream of its own (seed, "validation"), so it does not shift the forget draw.
+    rng = np.random.default_rng([seed, 0x76616C])
+    chosen = np.zeros(len(candidates), dtype=bool)
+    chosen[rng.choice(rows, size=count, replace=False)] = True
+    return torch.from_numpy(chosen)
 
 
 def _random(train: Split, arg: str, *, seed: int, spec: str) -> np.ndarray:

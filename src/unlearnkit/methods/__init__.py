@@ -10,9 +10,11 @@ unlearnkit.errors.UnknownMethodError: unknown method 'no_such_method'; valid nam
 
 from unlearnkit.methods import (  # noqa: F401  (registers the methods)
     baselines,
+    certified,
     influence,
     masking,
     paper,
+    puma,
 )
 from unlearnkit.methods.base import (
     REGISTRY,

@@ -10,7 +10,7 @@ of retained samples: exactly one Newton step on the retained objective from
 ``θ`` (Koh & Liang, 2017; the removal form of Guo et al., 2020). ``scale`` (η)
 multiplies the step. For a convex model trained to its optimum (L2-regularised
 logistic regression) the step lands within 1e-3 of retraining for one removal
-(``tests/methods/test_influence.py``); for a network it is an approximation.
+(``tests/methods/test_influence_exactness.py``); for a network it is an approximation.
 
 Choices (documented defaults):
 

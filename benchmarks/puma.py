@@ -1,0 +1,331 @@
+"""PUMA benchmark (issue 13): PUMA beside golden, fine-tuning, IU, the paper's best and SISA.
+
+Settings (seed 0, the library's default recipe: 20 epochs SGD, lr 0.05, batch 64):
+
+- ``mnist5k`` with the MLP 256-128;
+- ``fashion_mnist`` (all 60 000 training samples) with the MLP 256-128;
+- ``logreg``: multinomial logistic regression on MNIST-5k, where ``certified_logreg``
+  joins.
+
+Scenarios: random 1%, random 10% and class-wise (class 3) removal. Each runs through
+:func:`unlearnkit.experiment.run_experiment` (UA/RA/TA/MIA, avg_gap vs golden, time
+vs golden) with a validation split of 10% of the training part held out for every
+model (PUMA's criterion). Beside it, for random 1%:
+
+- time per request: PUMA's cache built once (timed), then each request's patch
+  (timed), amortised over 1, 10 and 100 requests; golden's retraining and SISA
+  (S = 10 shards, R = 5 slices) serving the same request;
+- η sensitivity: UA, MIA and TA for η in 0.25..8 (cache reused);
+- peak memory (resident set, sampled every 5 ms) of PUMA's cache + patch, and of
+  golden's retraining.
+
+Targets (printed beside the measured values, checked):
+
+- Fashion-MNIST: PUMA's time per request (patch, cache excluded) <= 10% of golden;
+- every setting: PUMA's TA within 1 point of the original model after random 1%.
+
+Run: ``python benchmarks/puma.py`` (about 15 minutes on 2 cores), ``--quick`` for
+MNIST-5k and logreg only. Results: ``benchmarks/results/puma.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine, write  # noqa: E402
+
+import unlearnkit as uk  # noqa: E402
+from unlearnkit import checkpoint  # noqa: E402
+from unlearnkit.errors import DatasetError  # noqa: E402
+from unlearnkit.evaluation import evaluate  # noqa: E402
+from unlearnkit.experiment import Experiment, run_experiment  # noqa: E402
+from unlearnkit.training import TrainConfig  # noqa: E402
+
+SEED = 0
+SCENARIOS = ["random:0.01", "random:0.1", "class:3"]
+ETAS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+AMORTISED_OVER = [1, 10, 100]
+SISA_OPTIONS = {"shards": 10, "slices": 5}
+TARGETS = {"time_fraction": 0.10, "ta_drop": 1.0}
+METRICS = ("UA", "RA", "TA", "MIA", "avg_gap")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def paper_best() -> tuple[str, dict]:
+    """The paper benchmark's best method (lowest tuning score) and its tuned options."""
+    path = RESULTS / "paper.json"
+    if not path.exists():
+        return "rbm", {"lr": 0.03, "epochs": 2, "keep": 0.1}
+    tuning = json.loads(path.read_text())["tuning"]
+    scores = {m: min(t["score"] for t in trials) for m, trials in tuning["trials"].items()}
+    best = min(scores, key=scores.get)
+    return best, tuning["chosen"][best]
+
+
+def finetune_options() -> dict:
+    path = RESULTS / "paper.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())["tuning"]["chosen"].get("finetune", {})
+
+
+class PeakMemory:
+    """Peak resident set size (bytes) of this process while the block runs."""
+
+    def __enter__(self):
+        self.peak = self.start = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.extra_mib = (self.peak - self.start) / 2**20
+
+
+def settings(quick: bool) -> list[dict]:
+    out = [
+        {"key": "mnist5k", "dataset": "mnist5k", "model": "mlp", "hidden": [256, 128]},
+        {"key": "logreg", "dataset": "mnist5k", "model": "logreg"},
+    ]
+    if not quick:
+        out.insert(1, {"key": "fashion_mnist", "dataset": "fashion_mnist", "model": "mlp",
+                       "hidden": [256, 128]})  # fmt: skip
+    return out
+
+
+def run_setting(setting: dict, work: Path) -> dict:
+    best, best_options = paper_best()
+    names = ["golden", "finetune", "influence", "puma", best, "sisa"]
+    if setting["model"] == "logreg":
+        names.insert(4, "certified_logreg")
+    options = {"finetune": finetune_options(), best: best_options, "sisa": SISA_OPTIONS}
+    exp = Experiment(
+        dataset=setting["dataset"],
+        model=setting["model"],
+        model_options={"hidden": setting["hidden"]} if "hidden" in setting else {},
+        forget=SCENARIOS,
+        methods=names,
+        seeds=[SEED],
+        method_options=options,
+        validation=0.1,
+        mia_max_samples=2000,
+    )
+    out = work / setting["key"]
+    started = time.perf_counter()
+    records = run_experiment(exp, out=out, progress=False)
+    log(f"{setting['key']}: comparison in {time.perf_counter() - started:.0f} s")
+    original = {}
+    for spec in SCENARIOS:
+        split = uk.select_forget(
+            uk.datasets.load(setting["dataset"], seed=0), spec, seed=SEED, validation=0.1
+        )
+        model, _ = checkpoint.load(out / "cache" / f"seed{SEED}" / "original")
+        original[spec] = evaluate(model, split, mia_max_samples=2000, seed=SEED)
+    extras = serving(setting, out)
+    return {"records": records, "original": original, **extras, "methods": names}
+
+
+def serving(setting: dict, out: Path) -> dict:
+    """Random 1%: PUMA's cache and patch timed apart, η sweep, memory, golden's time."""
+    spec = SCENARIOS[0]
+    data = uk.datasets.load(setting["dataset"], seed=0)
+    split = uk.select_forget(data, spec, seed=SEED, validation=0.1)
+    original, _ = checkpoint.load(out / "cache" / f"seed{SEED}" / "original")
+    golden, golden_meta = checkpoint.load(out / "cache" / f"seed{SEED}" / "golden-random_0.01")
+    golden_metrics = evaluate(golden, split, mia_max_samples=2000, seed=SEED)
+    method = uk.methods.get("puma")(seed=SEED)
+    with PeakMemory() as cache_memory:
+        started = time.perf_counter()
+        cache = method.build_cache(original, split)
+        cache_seconds = time.perf_counter() - started
+    patches = []
+    with PeakMemory() as patch_memory:
+        for _ in range(3):  # the patch alone, three times (the median is reported)
+            started = time.perf_counter()
+            patched = method.unlearn(original, split, cache=cache)
+            patches.append(time.perf_counter() - started)
+    patch_seconds = sorted(patches)[1]
+    template = uk.models.make(
+        setting["model"], data, **({"hidden": setting["hidden"]} if "hidden" in setting else {})
+    )
+    with PeakMemory() as golden_memory:
+        retrained = uk.train(template, split.retain, seed=SEED, config=TrainConfig())
+    golden_seconds = retrained.train_info["seconds"]
+    sweep = []
+    for eta in ETAS:
+        model = uk.methods.get("puma")(seed=SEED, scale=eta).unlearn(original, split, cache=cache)
+        metrics = evaluate(
+            model, split, golden=golden, golden_metrics=golden_metrics,
+            mia_max_samples=2000, seed=SEED,
+        )  # fmt: skip
+        sweep.append({"eta": eta, **{k: metrics[k] for k in METRICS}})
+    return {
+        "serving": {
+            "cache_seconds": cache_seconds,
+            "patch_seconds": patch_seconds,
+            "patch_runs": patches,
+            "golden_seconds": golden_seconds,
+            "golden_cached_seconds": golden_meta["train_info"]["seconds"],
+            "amortised": {str(r): patch_seconds + cache_seconds / r for r in AMORTISED_OVER},
+            "patch_info": {k: v for k, v in patched.unlearn_info.items() if k != "cache_solve"},
+            "cache_solve": cache.solve.report(),
+        },
+        "eta_sweep": sweep,
+        "memory_mib": {
+            "puma_cache": cache_memory.extra_mib,
+            "puma_patch": patch_memory.extra_mib,
+            "golden_training": golden_memory.extra_mib,
+        },
+    }
+
+
+def record_of(part: dict, method: str, spec: str) -> dict:
+    return next(r for r in part["records"] if r["method"] == method and r["forget"] == spec)
+
+
+def checks(parts: dict) -> list[dict]:
+    out = []
+    for key, part in parts.items():
+        puma = record_of(part, "puma", SCENARIOS[0])
+        drop = part["original"][SCENARIOS[0]]["TA"] - puma["TA"]
+        out.append({
+            "target": f"{key}: PUMA's TA within {TARGETS['ta_drop']:g} point of the original after random 1%",
+            "measured": f"original {part['original'][SCENARIOS[0]]['TA']:.2f}, PUMA {puma['TA']:.2f} (drop {drop:.2f})",
+            "pass": drop <= TARGETS["ta_drop"],
+        })  # fmt: skip
+    if "fashion_mnist" in parts:
+        serving = parts["fashion_mnist"]["serving"]
+        fraction = serving["patch_seconds"] / serving["golden_seconds"]
+        out.append({
+            "target": f"fashion_mnist: PUMA's time per request <= {TARGETS['time_fraction']:.0%} of golden's retraining (cache apart)",
+            "measured": f"{serving['patch_seconds']:.2f} s vs golden {serving['golden_seconds']:.1f} s = {fraction:.1%} "
+                        f"(cache {serving['cache_seconds']:.2f} s once; amortised over 10 requests "
+                        f"{serving['amortised']['10'] / serving['golden_seconds']:.1%})",
+            "pass": fraction <= TARGETS["time_fraction"],
+        })  # fmt: skip
+    return out
+
+
+def fmt(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def render(payload: dict) -> str:
+    lines = [
+        "# PUMA beside golden, fine-tuning, IU, the paper's best method and SISA",
+        "",
+        "Measured by `benchmarks/puma.py` (seed 0; the default recipe, 20 epochs SGD; a 10% "
+        "validation split held out of every training). UA/RA/TA/MIA in percent; avg_gap is the "
+        "mean |metric − golden's| over UA, RA, TA, MIA; time in wall seconds on a shared "
+        "2-core machine (noisy). Original = the model before any removal.",
+        "",
+        f"Machine: {payload['machine']['cpus']} CPUs, torch {payload['machine']['torch']}, "
+        f"{payload['machine']['torch_threads']} torch threads.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | result |",
+        "|---|---|---|",
+    ]
+    for c in payload["checks"]:
+        lines.append(f"| {c['target']} | {c['measured']} | {'pass' if c['pass'] else 'FAIL'} |")
+    lines += ["", f"**Overall: {'PASS' if payload['pass'] else 'FAIL'}**", ""]
+    for key, part in payload["parts"].items():
+        lines += [f"## {key}", "", "| scenario | method | UA | RA | TA | MIA | avg_gap | time s | speed-up vs golden |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for spec in SCENARIOS:
+            o = part["original"][spec]
+            lines.append(
+                f"| {spec} | original | {fmt(o['UA'])} | {fmt(o['RA'])} | {fmt(o['TA'])} | {fmt(o['MIA'])} | | | |"
+            )
+            for name in part["methods"]:
+                r = record_of(part, name, spec)
+                lines.append(
+                    f"| {spec} | {name} | {fmt(r['UA'])} | {fmt(r['RA'])} | {fmt(r['TA'])} | "
+                    f"{fmt(r['MIA'])} | {fmt(r['avg_gap'])} | {r['time_s']:.2f} | {r['speedup']:.1f}x |"
+                )  # fmt: skip
+        s = part["serving"]
+        sisa = record_of(part, "sisa", SCENARIOS[0])
+        lines += [
+            "",
+            f"Serving random 1% ({record_of(part, 'puma', SCENARIOS[0])['n_forget']} samples) — "
+            f"PUMA cache {s['cache_seconds']:.2f} s once (CG {s['cache_solve']['iterations']} "
+            f"iterations, residual {s['cache_solve']['residual']:.1e}); patch {s['patch_seconds']:.2f} s "
+            f"per request; amortised per request over "
+            + ", ".join(f"{r} requests {s['amortised'][str(r)]:.2f} s" for r in AMORTISED_OVER)
+            + f"; golden retraining {s['golden_seconds']:.1f} s; SISA serving the same request "
+            f"{sisa['time_s']:.2f} s (exact). Peak extra memory: PUMA cache "
+            f"{part['memory_mib']['puma_cache']:.0f} MiB, patch {part['memory_mib']['puma_patch']:.0f} MiB, "
+            f"golden training {part['memory_mib']['golden_training']:.0f} MiB.",
+            "",
+            "η sensitivity (random 1%):",
+            "",
+            "| η | UA | MIA | TA | avg_gap |",
+            "|---|---|---|---|---|",
+        ]
+        for row in part["eta_sweep"]:
+            lines.append(
+                f"| {row['eta']:g} | {fmt(row['UA'])} | {fmt(row['MIA'])} | {fmt(row['TA'])} | {fmt(row['avg_gap'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="MNIST-5k and logreg only")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-puma"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # timings on one core, like the other benchmarks
+    started = time.perf_counter()
+    parts = {}
+    for setting in settings(args.quick):
+        try:
+            parts[setting["key"]] = run_setting(setting, args.work)
+        except DatasetError as exc:
+            log(f"skipping {setting['key']}: {exc}")
+    results = checks(parts)
+    payload = {
+        "benchmark": "puma",
+        "quick": args.quick,
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+        "targets": TARGETS,
+        "checks": results,
+        "pass": all(c["pass"] for c in results),
+        "parts": parts,
+    }
+    for c in results:
+        log(f"{'PASS' if c['pass'] else 'FAIL'}  {c['target']}: {c['measured']}")
+    json_path, md_path = write("puma", payload, render(payload))
+    log(f"wrote {json_path} and {md_path} in {payload['seconds'] / 60:.1f} min")
+    return 0 if payload["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
