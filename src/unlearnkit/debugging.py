@@ -4,7 +4,8 @@ The labels of a seeded ``flip`` fraction of the training data are replaced by a
 random wrong class; a model is trained on the result; every training sample is
 ranked by how harmful it looks, and the samples are inspected in that order.
 The curve "fraction of flipped labels found vs fraction of data inspected" and
-its area (1 is perfect, 0.5 is random order) compare the rankings:
+its area compare the rankings: 0.5 for a random order, ``1 − f/2`` for a perfect
+one (all of a fraction ``f`` flipped found first; reported as ``auc_perfect``):
 
 - ``puma``: PUMA's harm score ``a_i`` with the validation-loss criterion
   (:mod:`unlearnkit.influence.scores`): the first-order rise of the validation
@@ -152,6 +153,7 @@ def run_label_debugging(job: LabelDebugging, *, out: str | Path, progress: bool 
         "n_validation": len(validation),
         "train": job.train.to_dict(),
         "auc": aucs,
+        "auc_perfect": 1 - float(mask.mean()) / 2,
         "puma_beats_random": aucs["puma"] > aucs["random"],
         "puma_beats_loss": aucs["puma"] > aucs["loss"],
         "seconds": ranked["seconds"],

@@ -110,17 +110,26 @@ def test_unknown_class_lists_the_names(pets, spec):
 @settings(max_examples=10, deadline=None)
 @given(fraction=st.floats(0.05, 0.5), seed=st.integers(0, 1000))
 def test_validation_is_held_out_of_training_and_never_the_test_set(digits, fraction, seed):
-    plain = uk.select_forget(digits, "random:0.1", seed=seed)
     split = uk.select_forget(digits, "random:0.1", seed=seed, validation=fraction)
     _check_partition(split)
     held, train = set(split.validation.ids.tolist()), set(split.train.ids.tolist())
     assert not held & train and not held & set(split.test.ids.tolist())
     assert held | train == set(digits.train.ids.tolist())
-    assert torch.equal(split.forget.ids, plain.forget.ids)  # the forget draw does not move
-    assert len(held) == round(fraction * len(plain.retain))
-    again = uk.select_forget(digits, "random:0.1", seed=seed, validation=fraction)
-    assert torch.equal(again.validation.ids, split.validation.ids)
-    assert plain.validation is None and split.describe()["n_validation"] == len(held)
+    assert len(held) == round(fraction * len(digits.train))
+    assert len(split.forget) == round(0.1 * len(train))
+    # Drawn from the seed alone: every spec shares the training set (one original model).
+    other = uk.select_forget(digits, "class:3", seed=seed, validation=fraction)
+    assert torch.equal(other.validation.ids, split.validation.ids)
+    assert torch.equal(other.train.ids, split.train.ids)
+    assert bool((other.forget.y == 3).all()) and not set(other.forget.ids.tolist()) & held
+    assert uk.select_forget(digits, "class:3", seed=seed).validation is None
+    assert split.describe()["n_validation"] == len(held)
+
+
+def test_forgetting_a_validation_sample_is_refused(digits):
+    split = uk.select_forget(digits, "class:3", seed=0, validation=0.1)
+    with pytest.raises(ForgetSelectionError, match="validation split"):
+        uk.select_forget(digits, split.validation.ids[:2].tolist(), seed=0, validation=0.1)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1e-6, float("nan")])

@@ -90,3 +90,31 @@ def test_an_unknown_name_lists_methods_and_engines(tmp_path):
     exp = Experiment(dataset="digits", model="mlp", forget=["class:3"], methods=["nope"])
     with pytest.raises(UnknownMethodError, match="unknown method 'nope'; valid names: .*exact_ridge.*golden.*sisa"):  # fmt: skip
         run_experiment(exp, out=tmp_path)
+
+
+def test_a_method_that_needs_validation_gets_one_held_out_of_every_training(tmp_path):
+    exp = Experiment(dataset="digits", model="mlp", forget=["class:3", "random:0.05"],
+                     methods=["golden", "puma"], train=SMALL, model_options={"hidden": [16]})  # fmt: skip
+    assert exp.held_out_fraction() == 0.1
+    records = run_experiment(exp, out=tmp_path, progress=False)
+    assert {r["method"] for r in records} == {"golden", "puma"}
+    assert all(r["config"]["validation"] == 0.1 for r in records)
+    # One original per seed serves every spec: the training set is shared.
+    assert sum(1 for _ in (tmp_path / "cache" / "seed0").glob("original*.safetensors")) == 1
+    assert all(r["n_retain"] + r["n_forget"] < 1437 for r in records)
+    plain = Experiment(dataset="digits", model="mlp", forget=["class:3"], methods=["golden"])
+    assert plain.held_out_fraction() == 0 and "validation" not in plain.describe()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": ["puma"], "validation": 0.0}, "needs a validation split"),
+        ({"methods": ["certified_logreg"]}, "--model logreg"),
+    ],
+)
+def test_method_needs_are_checked_before_any_work(tmp_path, changes, message):
+    options = {"dataset": "digits", "model": "mlp", "forget": ["class:3"], **changes}
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(Experiment(**options), out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

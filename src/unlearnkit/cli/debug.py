@@ -51,7 +51,7 @@ def debug_labels(
     )
     record = run_label_debugging(job, out=out, progress=None if progress else False)
     typer.echo(f"{record['n_flipped']} of {record['n_train']} labels flipped; area under "
-               "found-vs-inspected (1 = perfect, 0.5 = random):")  # fmt: skip
+               f"found-vs-inspected (perfect {record['auc_perfect']:.3f}, random 0.5):")  # fmt: skip
     for name, area in sorted(record["auc"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {name:<15} {area:.3f}")
     typer.echo(f"wrote {out / 'debug_labels.json'} and {out / 'debug_labels.png'}")

@@ -62,19 +62,27 @@ def select_forget(
     - ``ids:path.txt`` — one sample id per line (``#`` comments allowed);
     - a list of ids, for use from Python.
 
-    ``validation`` in [0, 1): that fraction of the samples not chosen to forget is
-    held out as ``split.validation`` (drawn from ``seed``), and taken out of ``train``
-    and ``retain``. The forget set is chosen first, so it is the same with or without
-    a validation split.
+    ``validation`` in [0, 1): that fraction of ``data.train`` is held out first as
+    ``split.validation`` (drawn from ``seed`` alone), and the forget set is chosen
+    among the rest: every spec of one seed then shares one training set, and so one
+    original model. A listed id that falls in the validation split is an error (it
+    is never trained on, so there is nothing to forget).
 
     >>> from unlearnkit.data import load
     >>> split = select_forget(load("digits"), "class:3")
     >>> bool((split.forget.y == 3).all()), len(split.retain) + len(split.forget)
     (True, 1437)
     """
-    train = data.train
+    train, held_out = data.train, None
+    if validation:
+        is_held_out = validation_rows(
+            torch.ones(len(train), dtype=torch.bool), validation, seed=seed
+        )
+        held_out, train = train.take(is_held_out), train.take(~is_held_out)
     if not isinstance(spec, str):
-        forget_ids = _known_ids(train, np.asarray(list(spec), dtype=np.int64), "the id list")
+        forget_ids = _known_ids(
+            train, np.asarray(list(spec), dtype=np.int64), "the id list", held_out=held_out
+        )
         spec_text = f"ids:<{len(forget_ids)} ids>"
     else:
         spec_text = spec.strip()
@@ -84,9 +92,9 @@ def select_forget(
         if kind == "random":
             forget_ids = _random(train, arg, seed=seed, spec=spec)
         elif kind == "class":
-            forget_ids = _classes(data, arg, spec=spec)
+            forget_ids = _classes(data, train, arg, spec=spec)
         elif kind == "ids":
-            forget_ids = _ids_file(train, arg)
+            forget_ids = _ids_file(train, arg, held_out=held_out)
         else:
             raise ForgetSelectionError(f"unknown forget kind {kind!r} in {spec!r}; {_GRAMMAR}")
     if len(forget_ids) == 0:
@@ -99,11 +107,6 @@ def select_forget(
             f"forget spec {spec_text!r} selects all {len(train)} train samples; "
             "nothing would remain to train on"
         )
-    held_out = None
-    if validation:
-        is_held_out = validation_rows(~is_forget, validation, seed=seed)
-        held_out = train.take(is_held_out)
-        train, is_forget = train.take(~is_held_out), is_forget[~is_held_out]
     return ForgetSplit(
         train=train,
         retain=train.take(~is_forget),
@@ -161,7 +164,7 @@ def _random(train: Split, arg: str, *, seed: int, spec: str) -> np.ndarray:
     return np.sort(rng.choice(train.ids.numpy(), size=count, replace=False))
 
 
-def _classes(data: Dataset, arg: str, *, spec: str) -> np.ndarray:
+def _classes(data: Dataset, train: Split, arg: str, *, spec: str) -> np.ndarray:
     """Class indices, or the original label names of a file whose labels were mapped."""
     if data.task != "classification":
         raise ForgetSelectionError("class: forgetting needs a classification data set")
@@ -187,11 +190,11 @@ def _classes(data: Dataset, arg: str, *, spec: str) -> np.ndarray:
     bad = sorted(c for c in classes if c >= data.num_classes)
     if bad:
         raise ForgetSelectionError(f"class(es) {bad} not in this data set (classes: {listing})")
-    mask = torch.isin(data.train.y, torch.tensor(sorted(classes)))
-    return data.train.ids[mask].numpy()
+    mask = torch.isin(train.y, torch.tensor(sorted(classes)))
+    return train.ids[mask].numpy()
 
 
-def _ids_file(train: Split, arg: str) -> np.ndarray:
+def _ids_file(train: Split, arg: str, *, held_out: Split | None = None) -> np.ndarray:
     path = Path(arg)
     if not path.is_file():
         raise ForgetSelectionError(f"ids file {path} does not exist")
@@ -206,11 +209,20 @@ def _ids_file(train: Split, arg: str) -> np.ndarray:
             raise ForgetSelectionError(
                 f"{path}:{lineno}: {line!r} is not an integer sample id"
             ) from None
-    return _known_ids(train, np.asarray(ids, dtype=np.int64), str(path))
+    return _known_ids(train, np.asarray(ids, dtype=np.int64), str(path), held_out=held_out)
 
 
-def _known_ids(train: Split, ids: np.ndarray, source: str) -> np.ndarray:
+def _known_ids(
+    train: Split, ids: np.ndarray, source: str, *, held_out: Split | None = None
+) -> np.ndarray:
     ids = np.unique(ids)
+    if held_out is not None:
+        held = ids[np.isin(ids, held_out.ids.numpy())]
+        if len(held):
+            raise ForgetSelectionError(
+                f"{source}: id(s) {held[:5].tolist()} are in the validation split (held out, "
+                "never trained on): drop them from the request, or use no validation split"
+            )
     try:
         train.positions(ids)
     except UnknownIdsError as exc:
