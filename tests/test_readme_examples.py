@@ -20,3 +20,13 @@ def test_own_model_example_runs_as_written(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["finetune", "kl_ft"]
     assert all("avg_gap" in line for line in lines)
+
+
+def test_influence_example_runs_as_written(capsys):
+    scope: dict = {}
+    exec(compile(_tested_block("influence"), "README.md:influence", "exec"), scope)
+    info = scope["patched"].unlearn_info
+    assert info["reweighted"] > 0 and not info["cache_reused"]
+    assert "cache_seconds" in capsys.readouterr().out
+    again = scope["puma"].unlearn(scope["patched"], scope["split"])
+    assert again.unlearn_info["cache_reused"]

@@ -29,9 +29,12 @@ def list_methods() -> None:
                 ("exact", cls.exact),
                 ("forget", cls.needs_forget),
                 ("retain", cls.needs_retain),
+                ("validation", cls.needs_validation),
             )
             if on
         )
+        if cls.model_kinds:
+            flags += ",models=" + "|".join(cls.model_kinds)
         typer.echo(f"{name:<16} [{flags}] {cls.summary}")
     for name in exact.names():
         typer.echo(exact_engine_line(exact.get(name)))
