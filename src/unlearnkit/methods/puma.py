@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlearnkit.data.dataset import Split
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import ConfigError
 from unlearnkit.methods.base import UnlearningMethod, register
@@ -165,6 +166,10 @@ class PUMA(UnlearningMethod):
             "max_iterations": self.max_iterations,
         }
 
+    def _cache_key(self) -> tuple:
+        """What a cache was built for: a cache with another key is rebuilt."""
+        return (self.criterion, tuple(sorted(self._solver_options().items())))
+
     def _criterion_data(self, split: ForgetSplit):
         if self.criterion == "retain_loss":
             return split.retain
@@ -183,14 +188,13 @@ class PUMA(UnlearningMethod):
         cache = criterion_influence(
             model, split.train, self._criterion_data(split), **self._solver_options()
         )
-        cache.key = (self.criterion, tuple(sorted(self._solver_options().items())))
+        cache.key = self._cache_key()
         return cache
 
     def _usable(self, cache, split: ForgetSplit) -> bool:
         return (
             cache is not None
-            and getattr(cache, "key", None)
-            == (self.criterion, tuple(sorted(self._solver_options().items())))
+            and getattr(cache, "key", None) == self._cache_key()
             and cache.covers(split.train.ids)
         )
 
@@ -219,7 +223,7 @@ class PUMA(UnlearningMethod):
         touched = torch.nonzero(dw).flatten()
         # One weighted gradient over the re-weighted rows (weights Δw) and the removed (−1).
         rows = split.retain.take(touched)
-        data = type(rows)(
+        data = Split(
             ids=torch.cat([rows.ids, split.forget.ids]),
             X=torch.cat([rows.X, split.forget.X]),
             y=torch.cat([rows.y, split.forget.y]),
