@@ -1,8 +1,15 @@
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("UNLEARNKIT_PROGRESS", "0")
+
+# Property tests draw the same examples on every run, so a CI result is reproducible;
+# HYPOTHESIS_PROFILE=explore draws fresh examples when hunting for new failures.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
