@@ -36,6 +36,15 @@ Criterion (``criterion``): ``"validation_loss"`` (default; the mean loss on
 ``line_search_tolerance`` (relative) above the model's before the request — η
 scales the removal, so the most removal that keeps performance (choice).
 
+Patch solve: conjugate gradient on ``curvature_samples`` (512) rows of the remaining
+data, stopped after ``max_iterations`` (20) — truncated on purpose (choice). On the
+Fashion-MNIST MLP (random 1%) the truncated solve took 1.0 s against 7.7 s for
+2048 rows and 50 iterations, and landed closer to golden (avg_gap 0.34 vs 0.55):
+early-stopped CG damps the directions of small curvature, where a full Newton
+step overshoots on a non-convex model. For a convex model or a closer solve,
+raise both (``curvature_samples=None`` uses every remaining row). The solve's
+residual and iterations are in ``unlearn_info["patch_solve"]``.
+
 The cache (scores, solve report, build time) rides on the returned model as
 ``puma_cache`` and is reused by the next request on that model while it covers
 the remaining ids: serving a stream of requests pays the cache once. Each call
@@ -133,8 +142,8 @@ class PUMA(UnlearningMethod):
         damping: Annotated[float, Range(ge=0)] = 1e-2,
         weight_decay: Annotated[float, Range(ge=0)] = 5e-4,
         curvature: Annotated[str, OneOf(CURVATURE_CHOICES)] = "gauss_newton",
-        curvature_samples: Annotated[int | None, Range(ge=1)] = 2048,
-        max_iterations: Annotated[int, Range(ge=1)] = 50,
+        curvature_samples: Annotated[int | None, Range(ge=1)] = 512,
+        max_iterations: Annotated[int, Range(ge=1)] = 20,
         tolerance: Annotated[float, Range(gt=0)] = 1e-4,
         seed: Seed = 0,
     ) -> None:
@@ -245,10 +254,13 @@ class PUMA(UnlearningMethod):
             tol=self.tolerance,
             max_iterations=self.max_iterations,
         )
-        if not solve.converged:
+        # The patch's CG is truncated on purpose (see "Patch solve" above): stopping at
+        # max_iterations is expected and recorded in unlearn_info; only a curvature that
+        # is not positive along a CG direction makes the step untrustworthy.
+        if solve.negative_curvature is not None:
             warnings.warn(
-                f"puma: the patch's inverse curvature product did not converge (residual "
-                f"{solve.residual:.3g}); the patch is approximate",
+                f"puma: the patch met negative curvature ({solve.negative_curvature:.3g}); "
+                f"the step may be wrong: raise damping or use curvature='gauss_newton'",
                 RuntimeWarning,
                 stacklevel=2,
             )
