@@ -6,7 +6,7 @@
 >>> model = uk.train(uk.models.make("logreg", data), split.train, epochs=2)
 >>> new = uk.methods.get("finetune")(epochs=1).unlearn(model, split)
 >>> sorted(uk.evaluate(new, split))
-['MIA', 'MIA_attack_acc', 'RA', 'TA', 'UA']
+['LT_AUC', 'LT_TPR01', 'LT_TPR1', 'MIA', 'MIA_attack_acc', 'RA', 'TA', 'UA']
 """
 
 from __future__ import annotations

@@ -118,3 +118,7 @@ class InverseSolveError(UnlearnkitError):
 
 class CertificationBudgetError(UnlearnkitError):
     """A certified removal would exceed its gradient-residual budget: retrain instead."""
+
+
+class BankMismatchError(UnlearnkitError):
+    """A model bank was opened with a setting (data, model, forget spec, recipe) it was not built for."""

@@ -3,8 +3,9 @@
 For every seed it trains the original model on train and the golden model on
 retain (both cached as checkpoints under ``out/cache`` and reused on a rerun),
 runs each method on the original, evaluates it against golden, and writes
-``results.json`` and ``report.md``. A name in ``methods`` may also be a registered
-exact engine (:mod:`unlearnkit.exact`); it trains its own model and is run through
+``results.json``, ``report.md`` and a self-contained ``report.html`` (inline
+figures). A name in ``methods`` may also be a registered exact engine
+(:mod:`unlearnkit.exact`); it trains its own model and is run through
 :func:`unlearnkit.engine_runner.run_engine`, compared with its own golden.
 
 Everything the user gave is validated before anything is written, and the
@@ -175,7 +176,7 @@ def _cached_train(
 
 
 def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = None) -> list[dict]:
-    """Run ``exp``, write ``out/results.json`` and ``out/report.md``, return the records."""
+    """Run ``exp``, write ``out/results.json``, ``report.md`` and ``report.html``; return the records."""
     out = Path(out)
     dataset, splits, classes = prepare(exp)
     check_writable(out)
@@ -278,7 +279,19 @@ def run_experiment(exp: Experiment, *, out: str | Path, progress: bool | None = 
             except NonFiniteOutputError:
                 # One diverged method must not abort the comparison: record it, say so.
                 metrics = dict.fromkeys(
-                    ("UA", "RA", "TA", "MIA", "MIA_attack_acc", "avg_gap", "tow", "kl_forget")
+                    (
+                        "UA",
+                        "RA",
+                        "TA",
+                        "MIA",
+                        "MIA_attack_acc",
+                        "avg_gap",
+                        "tow",
+                        "kl_forget",
+                        "LT_AUC",
+                        "LT_TPR1",
+                        "LT_TPR01",
+                    )
                 )
                 diverged = True
                 tqdm.write(
@@ -319,16 +332,22 @@ def _jsonable(value):
 
 
 def write_results(records: list[dict], out: Path, exp: Experiment) -> None:
-    report = render_report(
-        records,
-        title=f"Unlearning on {exp.dataset} ({exp.model})",
-        config={
+    from unlearnkit.evaluation.html import render_run_html
+
+    options = {
+        "title": f"Unlearning on {exp.dataset} ({exp.model})",
+        "config": {
             "dataset": exp.dataset,
             "model": exp.model,
             "seeds": exp.seeds,
             **exp.train.to_dict(),
         },
-        schema=records[0]["config"].get("data") if records else None,
-    )
+        "schema": records[0]["config"].get("data") if records else None,
+    }
+    # Both reports are rendered before any file is replaced, so a failure while
+    # drawing leaves the earlier results in ``out`` as they were.
+    report = render_report(records, **options)
+    page = render_run_html(records, **options)
     checkpoint.atomic_write_text(out / "results.json", json.dumps(records, indent=2))
     checkpoint.atomic_write_text(out / "report.md", report)
+    checkpoint.atomic_write_text(out / "report.html", page)

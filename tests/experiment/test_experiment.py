@@ -26,6 +26,11 @@ def test_a_diverging_method_is_recorded_not_fatal(tmp_path):
     assert by_method["finetune"]["diverged"] is False and by_method["finetune"]["UA"] is not None
     assert "gradient_ascent on `class:3`, seed 0" in (tmp_path / "report.md").read_text()
     json.loads((tmp_path / "results.json").read_text())  # strict JSON: no NaN tokens
+    page = (tmp_path / "report.html").read_text()  # beside report.md, figures inline
+    assert "gradient_ascent on class:3, seed 0" in page and 'src="data:image/png;base64,' in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache", "report.html", "report.md", "results.json"
+    ]  # fmt: skip
 
 
 def test_options_for_methods_not_run_are_refused(tmp_path):

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from unlearnkit.cli import app
+from unlearnkit.cli.options import BatchSize, Epochs, Hidden, LearningRate, Progress
 from unlearnkit.cli.run import _ints
 
 
@@ -26,14 +27,14 @@ def debug_labels(
     seed: Annotated[
         int, typer.Option(help="Seed of the flips, validation split and training.")
     ] = 0,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
-    lr: Annotated[float, typer.Option(help="Training learning rate.")] = 0.05,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
-    hidden: Annotated[str | None, typer.Option(help="MLP hidden widths, e.g. 256,128.")] = None,
+    epochs: Epochs = 20,
+    lr: LearningRate = 0.05,
+    batch_size: BatchSize = 64,
+    hidden: Hidden = None,
     data_seed: Annotated[
         int, typer.Option(help="Seed of the train/test split where the data set has none.")
     ] = 0,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Flip labels (seeded), train, rank samples by harm (PUMA), loss, self-influence, random."""
     from unlearnkit.debugging import LabelDebugging, run_label_debugging

@@ -9,6 +9,15 @@ from typing import Annotated
 import typer
 
 from unlearnkit.cli import app
+from unlearnkit.cli.options import (
+    BatchSize,
+    Epochs,
+    Hidden,
+    LearningRate,
+    MethodOptions,
+    Optimizer,
+    Progress,
+)
 from unlearnkit.errors import ConfigError
 
 
@@ -86,7 +95,11 @@ def run(
         ),
     ],
     out: Annotated[
-        Path, typer.Option(help="Output folder: results.json, report.md and cached models.")
+        Path,
+        typer.Option(
+            help="Output folder: results.json, report.md, report.html (self-contained, with "
+            "figures) and cached models."
+        ),
     ],
     model: Annotated[
         str, typer.Option(help="Model name: linear, logreg, mlp, cnn, resnet18.")
@@ -99,19 +112,12 @@ def run(
         ),
     ] = ["random:0.1"],  # noqa: B006 (typer reads the default; it is never mutated)
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = "0",
-    epochs: Annotated[
-        int, typer.Option(help="Training epochs of the original and golden models.")
-    ] = 20,
-    lr: Annotated[float, typer.Option(help="Training learning rate.")] = 0.05,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
-    optimizer: Annotated[
-        str, typer.Option(help="Training optimiser: sgd (momentum 0.9) or adam.")
-    ] = "sgd",
-    hidden: Annotated[str | None, typer.Option(help="MLP hidden widths, e.g. 256,128.")] = None,
-    method_option: Annotated[
-        list[str] | None,
-        typer.Option("--method-option", "-o", help="METHOD.PARAM=VALUE, repeatable."),
-    ] = None,
+    epochs: Epochs = 20,
+    lr: LearningRate = 0.05,
+    batch_size: BatchSize = 64,
+    optimizer: Optimizer = "sgd",
+    hidden: Hidden = None,
+    method_option: MethodOptions = None,
     data_seed: Annotated[
         int, typer.Option(help="Seed of the train/test split where the data set has none.")
     ] = 0,
@@ -159,7 +165,7 @@ def run(
             "Categories come from the training rows; an unseen test value encodes to zeros."
         ),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Train original and golden per seed (cached in OUT), run each method, evaluate, report."""
     from unlearnkit.experiment import Experiment, run_experiment
@@ -184,4 +190,4 @@ def run(
     )
     run_experiment(exp, out=out, progress=None if progress else False)
     typer.echo((out / "report.md").read_text())
-    typer.echo(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    typer.echo(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")

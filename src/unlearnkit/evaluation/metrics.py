@@ -11,7 +11,7 @@ from torch import nn
 
 from unlearnkit.data.forget import ForgetSplit
 from unlearnkit.errors import NonFiniteOutputError
-from unlearnkit.evaluation.mia import membership_inference
+from unlearnkit.evaluation.mia import loss_threshold_attack, membership_inference, per_sample_loss
 from unlearnkit.training import predict_proba
 
 GAP_METRICS = ("UA", "RA", "TA", "MIA")
@@ -23,6 +23,9 @@ IDEALS = {
     "TA": "= golden",
     "MIA": "= golden",
     "MIA_attack_acc": "well above 50 (else the MIA is uninformative)",
+    "LT_AUC": "= golden",
+    "LT_TPR1": "= golden",
+    "LT_TPR01": "= golden",
     "avg_gap": "0 (lower is better)",
     "tow": "1 (higher is better)",
     "kl_forget": "0 (lower is better)",
@@ -50,6 +53,12 @@ def evaluate(
     ``MIA_attack_acc`` says whether the MIA means anything: the attack's balanced
     accuracy (%) at telling held-out retain from test samples; near 50 it cannot
     tell members from non-members at all (see :func:`attack_holdout_accuracy`).
+
+    ``LT_AUC``, ``LT_TPR1`` and ``LT_TPR01`` are the loss-threshold attack's AUC and
+    TPR at 1% / 0.1% FPR (%) at telling forget from test samples by a low
+    cross-entropy (:func:`~unlearnkit.evaluation.mia.loss_threshold_attack`); a TPR
+    is ``None`` when the test set has fewer than 100 / 1000 samples. Their ideal is
+    golden's value; they are not part of ``avg_gap``.
 
     Pass ``golden_metrics`` (golden's own ``evaluate`` result, same seed) to avoid
     evaluating golden again.
@@ -88,6 +97,13 @@ def evaluate(
         "MIA": mia,
         "MIA_attack_acc": attack_accuracy,
     }
+    loss_attack = loss_threshold_attack(
+        per_sample_loss(probs["forget"], labels["forget"]),
+        per_sample_loss(probs["test"], labels["test"]),
+    )
+    out["LT_AUC"] = loss_attack["auc"]
+    out["LT_TPR1"] = loss_attack["tpr_at_1pct_fpr"]
+    out["LT_TPR01"] = loss_attack["tpr_at_0.1pct_fpr"]
     if golden is not None:
         if golden_metrics is None:
             golden_metrics = (

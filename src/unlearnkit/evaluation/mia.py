@@ -1,10 +1,15 @@
-"""MIA-efficacy: the membership-inference convention of the SalUn / Unlearn-Sparse papers.
+"""Population membership inference: the SalUn / Unlearn-Sparse MIA-efficacy and a loss threshold.
 
 An attack classifier learns to tell retain samples (members) from test samples
 (non-members) from one per-sample feature of the model's output; MIA-efficacy
 is the percentage of forget samples it calls non-members. A model that truly
 forgot scores like golden: high for forgotten classes, moderate for a random
 forget set whose samples golden still generalises to.
+
+:func:`loss_threshold_attack` is the cheapest baseline beside it: rank forget and
+test samples by their loss alone and report how well that tells them apart (AUC,
+TPR at 1% / 0.1% FPR). It needs no attack model, and the low-FPR end shows whether
+*some* forget samples stand out as members even where the average looks fine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import torch
 from sklearn.svm import SVC
 
 from unlearnkit.errors import ConfigError
+from unlearnkit.evaluation.lira import attack_summary
 
 FEATURES = ("confidence", "correctness", "entropy", "m_entropy", "prob")
 
@@ -171,3 +177,46 @@ def membership_inference(
     )  # fmt: skip
     forget_X = attack_features(forget_probs, forget_labels, feature)
     return _efficacy(X, y, forget_X), _holdout_accuracy(X, y, seed=seed)
+
+
+def per_sample_loss(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Cross-entropy ``−log p_y`` per row of softmax outputs ``probs``, in float64.
+
+    Where ``p_y > 1/2`` the loss is computed as ``−log1p(−Σ_{j≠y} p_j)``: the small
+    probabilities of the other classes are stored accurately even when ``p_y``
+    rounds to 1 in float32, so confidently fit (memorised) samples keep distinct
+    losses instead of tying at 0, which matters at low FPR.
+    """
+    p = probs.double()
+    idx = torch.arange(len(labels))
+    labels = labels.long()
+    p_true = p[idx, labels]
+    rest = p.clone()
+    rest[idx, labels] = 0.0
+    rest = rest.sum(1).clamp(0.0, 1.0)
+    loss = torch.where(
+        p_true > 0.5,
+        -torch.log1p(-rest.clamp_max(0.5)),
+        -p_true.clamp_min(1e-300).log(),
+    )
+    return loss.cpu().numpy()
+
+
+def loss_threshold_attack(forget_losses, test_losses) -> dict:
+    """How well a low loss tells forget samples (positive) from test samples (negative).
+
+    The score is ``−loss``; the result is :func:`~unlearnkit.evaluation.lira.attack_summary`'s
+    without the balanced accuracy (a loss threshold has no natural value to fix in
+    advance): ``auc``, ``tpr_at_1pct_fpr``, ``tpr_at_0.1pct_fpr`` (percent; ``None``
+    with fewer than 100 / 1000 test samples, see ``low_fpr_resolution``), the
+    counts, and the ROC curve. The ideal is golden's: for a random forget set an AUC
+    near 50 (forget samples look like unseen test samples); a model that still
+    remembers them reads higher.
+    """
+    forget_losses = np.asarray(forget_losses, dtype=np.float64).ravel()
+    test_losses = np.asarray(test_losses, dtype=np.float64).ravel()
+    scores = -np.concatenate([forget_losses, test_losses])
+    labels = np.concatenate([np.ones(len(forget_losses)), np.zeros(len(test_losses))])
+    summary = attack_summary(scores, labels)
+    del summary["balanced_accuracy"], summary["threshold"]
+    return summary
