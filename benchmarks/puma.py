@@ -25,7 +25,8 @@ Targets (printed beside the measured values, checked):
 - every setting: PUMA's TA within 1 point of the original model after random 1%.
 
 Run: ``python benchmarks/puma.py`` (about 30 minutes on 2 cores), ``--quick`` for
-MNIST-5k and logreg only. Results: ``benchmarks/results/puma.{json,md}``.
+MNIST-5k and logreg only, ``--serving-only`` to measure serving, the η sweep and
+memory again on a quiet machine while keeping the last comparison (minutes). Results: ``benchmarks/results/puma.{json,md}``.
 """
 
 from __future__ import annotations
@@ -80,15 +81,24 @@ def finetune_options() -> dict:
     return json.loads(path.read_text())["tuning"]["chosen"].get("finetune", {})
 
 
+def _high_water_mark() -> int:
+    """Peak resident set (bytes) of this process's address space, from /proc (Linux).
+
+    Not ``getrusage``: Linux carries ``ru_maxrss`` across ``exec``, so a spawned child
+    would report its parent's peak; ``VmHWM`` belongs to the new address space.
+    """
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def _peak_rss_child(setting: dict, out: str, step: str) -> tuple[int, int]:
     """In a fresh process: load the inputs, then run one step; (loaded, peak) RSS bytes."""
-    import resource
-
     torch.set_num_threads(1)
     data = uk.datasets.load(setting["dataset"], seed=0)
     split = uk.select_forget(data, SCENARIOS[0], seed=SEED, validation=0.1)
     original, _ = checkpoint.load(Path(out) / "cache" / f"seed{SEED}" / "original")
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    loaded = _high_water_mark()
     if step == "puma":  # the cache build and one patch
         uk.methods.get("puma")(seed=SEED).unlearn(original, split)
     else:
@@ -96,7 +106,7 @@ def _peak_rss_child(setting: dict, out: str, step: str) -> tuple[int, int]:
             setting["model"], data, **({"hidden": setting["hidden"]} if "hidden" in setting else {})
         )
         uk.train(template, split.retain, seed=SEED, config=TrainConfig())
-    return loaded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return loaded, _high_water_mark()
 
 
 def peak_memory(setting: dict, out: Path, step: str) -> dict:
@@ -248,6 +258,16 @@ def render(payload: dict) -> str:
         f"Machine: {payload['machine']['cpus']} CPUs, torch {payload['machine']['torch']}, "
         f"{payload['machine']['torch_threads']} torch threads.",
         "",
+        *(
+            [
+                f"Serving, the η sweep and memory re-measured with `--serving-only` on "
+                f"{payload['machine']['date']} (a quiet machine); the comparison tables come "
+                "from the full run before it.",
+                "",
+            ]
+            if payload.get("serving_only")
+            else []
+        ),
         "## Targets",
         "",
         "| target | measured | result |",
@@ -303,19 +323,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="MNIST-5k and logreg only")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-puma"))
+    parser.add_argument(
+        "--serving-only",
+        action="store_true",
+        help="keep the comparison of the last results (benchmarks/results/puma.json) and "
+        "measure again only serving, the η sweep and memory (needs the cached models in --work)",
+    )
     args = parser.parse_args()
+    previous = json.loads((RESULTS / "puma.json").read_text())["parts"] if args.serving_only else {}
     torch.set_num_threads(1)  # timings on one core, like the other benchmarks
     started = time.perf_counter()
     parts = {}
     for setting in settings(args.quick):
         try:
-            parts[setting["key"]] = run_setting(setting, args.work)
+            if args.serving_only:
+                part = previous[setting["key"]]
+                part.update(serving(setting, args.work / setting["key"]))
+                part["serving_remeasured"] = machine()["date"]
+                parts[setting["key"]] = part
+            else:
+                parts[setting["key"]] = run_setting(setting, args.work)
         except DatasetError as exc:
             log(f"skipping {setting['key']}: {exc}")
     results = checks(parts)
     payload = {
         "benchmark": "puma",
         "quick": args.quick,
+        "serving_only": args.serving_only,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "targets": TARGETS,
