@@ -30,3 +30,13 @@ def test_influence_example_runs_as_written(capsys):
     assert "cache_seconds" in capsys.readouterr().out
     again = scope["puma"].unlearn(scope["patched"], scope["split"])
     assert again.unlearn_info["cache_reused"]
+
+
+def test_audit_example_runs_as_written(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes runs/audit-digits
+    scope: dict = {}
+    exec(compile(_tested_block("audit"), "README.md:audit", "exec"), scope)
+    lines = capsys.readouterr().out.splitlines()
+    assert "models in the bank" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == ["golden", "finetune"]
+    assert (tmp_path / "runs" / "audit-digits" / "report.html").is_file()

@@ -63,7 +63,8 @@ def test_a_second_audit_reuses_the_bank_and_a_new_method_trains_only_its_models(
         "32 models in the bank (32 finished); to build: 0 trainings and 0 unlearning"
         in again.stdout
     )
-    more = cli(*AUDIT, "--methods", "golden,finetune,gradient_ascent", "--out", out)
+    more = cli(*AUDIT, "--methods", "golden,finetune,gradient_ascent", "--out", out,
+               "--executor", "process", "--workers", "2")  # fmt: skip
     assert more.returncode == 0, more.stderr
     assert (
         "40 models in the bank (32 finished); to build: 0 trainings and 8 unlearning" in more.stdout
