@@ -261,7 +261,7 @@ def render(payload: dict) -> str:
         *(
             [
                 f"Serving, the η sweep and memory re-measured with `--serving-only` on "
-                f"{payload['machine']['date']} (a quiet machine); the comparison tables come "
+                f"{payload['machine']['date']} (no other benchmark running); the comparison tables come "
                 "from the full run before it.",
                 "",
             ]
