@@ -81,12 +81,17 @@ def evaluating(model: nn.Module):
         model.train(was_training)
 
 
-def summed_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The training loss summed over rows: cross-entropy for class labels (int64),
-    squared error summed over outputs for real-valued targets (regression)."""
+def per_row_losses(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss of each row: cross-entropy for class labels (int64), squared
+    error summed over outputs for real-valued targets (regression)."""
     if y.dtype == torch.int64:
-        return F.cross_entropy(outputs, y, reduction="sum")
-    return ((outputs - y.reshape(outputs.shape)) ** 2).sum()
+        return F.cross_entropy(outputs, y, reduction="none")
+    return ((outputs - y.reshape(outputs.shape)) ** 2).flatten(1).sum(1)
+
+
+def summed_loss(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss summed over rows (:func:`per_row_losses`)."""
+    return per_row_losses(outputs, y).sum()
 
 
 def _chunks(n: int, size: int, *, floats_per_row: int, max_floats: int) -> Iterator[slice]:
@@ -153,6 +158,7 @@ def per_sample_gradients(
 __all__ = [
     "MAX_FLOATS",
     "evaluating",
+    "per_row_losses",
     "summed_loss",
     "ParameterVector",
     "objective_gradient",

@@ -24,13 +24,17 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.data.dataset import Split
 from unlearnkit.errors import UnknownIdsError
 from unlearnkit.influence.curvature import CurvatureOperator
-from unlearnkit.influence.gradients import ParameterVector, evaluating, objective_gradient
+from unlearnkit.influence.gradients import (
+    ParameterVector,
+    evaluating,
+    objective_gradient,
+    per_row_losses,
+)
 from unlearnkit.influence.solvers import InverseSolve, inverse_product
 
 BATCH = 1024
@@ -42,14 +46,8 @@ def sample_losses(model: nn.Module, data: Split, *, batch_size: int = BATCH) -> 
     with torch.no_grad(), evaluating(model):
         for start in range(0, len(data), batch_size):
             rows = slice(start, start + batch_size)
-            out[rows] = _per_row_losses(model(data.X[rows]), data.y[rows])
+            out[rows] = per_row_losses(model(data.X[rows]), data.y[rows])
     return out
-
-
-def _per_row_losses(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if y.dtype == torch.int64:
-        return F.cross_entropy(outputs, y, reduction="none")
-    return ((outputs - y.reshape(outputs.shape)) ** 2).flatten(1).sum(1)
 
 
 def directional_derivatives(
@@ -66,7 +64,7 @@ def directional_derivatives(
         for start in range(0, len(data), batch_size):
             X, y = data.X[start : start + batch_size], data.y[start : start + batch_size]
             _, tangent = jvp(
-                lambda flat, X=X, y=y: _per_row_losses(params.functional(flat, X), y),
+                lambda flat, X=X, y=y: per_row_losses(params.functional(flat, X), y),
                 (theta,),
                 (direction,),
             )
@@ -91,7 +89,7 @@ def weighted_gradient(
         for start in range(0, len(data), batch_size):
             rows = slice(start, start + batch_size)
             flat = theta.clone().requires_grad_(True)
-            losses = _per_row_losses(params.functional(flat, data.X[rows]), data.y[rows])
+            losses = per_row_losses(params.functional(flat, data.X[rows]), data.y[rows])
             (g,) = torch.autograd.grad((weights[rows] * losses).sum(), flat)
             total += g
     return total + weight_decay * float(weights.sum()) * theta
