@@ -122,3 +122,31 @@ class CertificationBudgetError(UnlearnkitError):
 
 class BankMismatchError(UnlearnkitError):
     """A model bank was opened with a setting (data, model, forget spec, recipe) it was not built for."""
+
+
+class ServiceError(UnlearnkitError):
+    """The deletion-request service cannot start or serve (``unlearnkit serve``)."""
+
+
+class JournalError(ServiceError):
+    """The service journal is unreadable, of another format, or held by another server."""
+
+
+class IdempotencyConflictError(ServiceError):
+    """A deletion request's idempotency key was already used for other ids."""
+
+
+class IdsRefusedError(ServiceError):
+    """A deletion request names unknown, repeated, already deleted or pending ids.
+
+    ``refused`` maps each reason (``unknown``, ``repeated``, ``already_deleted``,
+    ``pending``) to the ids refused for it, so an API can return them field by field.
+    """
+
+    def __init__(self, message: str, *, refused: dict[str, list[int]]):
+        super().__init__(message)
+        self.refused = refused
+
+
+class AuthError(ServiceError):
+    """A bearer token is missing, unknown or revoked, or its role may not do this."""

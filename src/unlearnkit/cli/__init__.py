@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 # Importing a module registers its commands on `app`.
-from unlearnkit.cli import arcane, audit, catalogue, debug, run, sisa, theory  # noqa: E402,F401
+from unlearnkit.cli import arcane, audit, catalogue, debug, run, serve, sisa, theory  # noqa: E402,F401
 
 # typer's own argument errors (a missing option, '--epochs abc'): the vendored click's
 # UsageError, which typer exports only through its subclass BadParameter.
