@@ -172,6 +172,13 @@ def test_openapi_documents_the_fields(serve):
     )
 
 
+def test_docs_can_be_switched_off(serve):
+    served = serve(docs=False)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert served.client.get(path).status_code == 404
+    assert served.client.get("/healthz").status_code == 200
+
+
 # -- deletions --------------------------------------------------------------------------
 
 

@@ -54,6 +54,13 @@ def serve(
         str, typer.Option(help="how retraining runs: serial or process (local cores)")
     ] = "serial",
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    docs: Annotated[
+        bool,
+        typer.Option(
+            help="serve the OpenAPI docs (/docs, /redoc, /openapi.json) without a token; "
+            "they describe the API and hold no data"
+        ),
+    ] = True,
 ) -> None:
     """Serve deletion requests, predictions and receipts for the store at --store."""
     if ctx.invoked_subcommand is not None:
@@ -74,7 +81,7 @@ def serve(
 
     service = create_app(
         store, db=db, batch_window=batch_window, max_batch=max_batch, max_ids=max_ids,
-        max_body_bytes=max_body_bytes, executor=executor,
+        max_body_bytes=max_body_bytes, executor=executor, docs=docs,
     )  # fmt: skip
     uvicorn.run(service, host=host, port=port, log_level=log_level)
 

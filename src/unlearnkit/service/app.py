@@ -200,6 +200,7 @@ def create_app(
     start_worker: bool = True,
     executor: str = "serial",
     loader=None,
+    docs: bool = True,
 ) -> FastAPI:
     """The service app on the engine store ``store`` (journal at ``db``, default in the store).
 
@@ -207,6 +208,10 @@ def create_app(
     ``start_worker`` (``/readyz`` answers 503 until it has loaded), or before the app
     answers without it; then ``app.state.service.worker.run_once()`` applies batches
     by hand (tests do). ``loader(store)`` replaces how the engine is opened.
+
+    ``docs`` serves the OpenAPI schema and its pages (``/docs``, ``/redoc``,
+    ``/openapi.json``) without a token: they describe the API and hold no data
+    (choice; ``docs=False`` removes them, e.g. on a public address).
     """
     service = Service(
         store=store, db=db, batch_window=batch_window, max_batch=max_batch,
@@ -231,6 +236,9 @@ def create_app(
         summary="Accept, journal, batch and apply deletion requests on a served exact model.",
         version="1",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
