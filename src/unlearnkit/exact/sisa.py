@@ -177,7 +177,7 @@ class SISA(PartitionedEngine):
 
     Learned state after ``fit`` or ``load``: ``store_``, ``spec_``,
     ``num_classes_``, ``step_epochs_``, ``shard_seeds_``, ``shard_sizes_``, ``slice_sizes_``,
-    ``deleted_ids_``, ``requests_served_``, ``fit_seconds_`` (wall time of the fit).
+    ``deleted_ids_``, ``fitted_ids_``, ``requests_served_``, ``fit_seconds_`` (wall time of the fit).
     """
 
     name = "sisa"

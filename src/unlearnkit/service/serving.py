@@ -61,14 +61,14 @@ def open_engine(store: str | os.PathLike, *, executor: str = "serial"):
 def fitted_ids(engine):
     """Every id the engine was fitted on (deleted ones included), sorted int64.
 
-    The contract has no public list of fitted ids; the partitioned engines keep it
-    in their membership, and any other engine's is its retained ids plus its deleted ones.
+    The partitioned engines (SISA, ARCANE) keep it as ``fitted_ids_``; for any other
+    engine it is its retained ids plus its deleted ones.
     """
     import numpy as np
 
-    membership = getattr(engine, "_membership", None)
-    if membership is not None:
-        return np.sort(np.asarray(membership["ids"], dtype=np.int64))
+    fitted = getattr(engine, "fitted_ids_", None)
+    if fitted is not None:
+        return np.asarray(fitted, dtype=np.int64)
     retained = engine.retained().ids.numpy()
     return np.union1d(retained, np.asarray(engine.deleted_ids_, dtype=np.int64))
 

@@ -133,7 +133,8 @@ class PartitionedEngine(ExactEngine):
 
     Learned state after ``fit`` or ``load``: ``store_``, ``config_``, ``spec_``,
     ``num_classes_``, ``step_epochs_``, ``part_seeds_``, ``part_sizes_``,
-    ``block_sizes_``, ``deleted_ids_``, ``requests_served_``, ``fit_seconds_``.
+    ``block_sizes_``, ``deleted_ids_``, ``fitted_ids_`` (every id fitted on, sorted),
+    ``requests_served_``, ``fit_seconds_``.
     """
 
     persistent = True
@@ -532,6 +533,8 @@ class PartitionedEngine(ExactEngine):
         # unless the caller has just committed the change and passes the result.
         self._membership = disk.read_membership() if membership is None else membership
         self.deleted_ids_ = self._membership["ids"][self._membership["deleted"]]
+        # Every id fitted on, deleted ones included: what a request may name at all.
+        self.fitted_ids_ = np.sort(np.asarray(self._membership["ids"], dtype=np.int64))
 
     def _refresh(self, disk: PartStore) -> None:
         """Re-read the state: another process may have served requests since we loaded."""
