@@ -65,7 +65,7 @@ class AuditPlan:
             f"{len(self.entries)} models in the bank ({done} finished); to build: "
             f"{self.trainings} trainings and {self.unlearning_runs} unlearning runs, about "
             f"{self.estimated_seconds / 60:.1f} min on {self.workers} worker(s) "
-            f"({self.seconds_per_training:.1f} s per full training, measured on the first)"
+            f"({self.seconds_per_training:.1f} s per full training, measured)"
         )
 
 
@@ -77,18 +77,21 @@ def _workers(executor: str, workers: int | None) -> int:
     return get_executor(executor, workers=workers).workers
 
 
-def _seconds_per_training(bank: ModelBank, *, progress) -> float:
-    """Measured: the seed-0 golden of this bank (its original before it), trained now.
+def _measured_seconds(bank: ModelBank, *, progress) -> tuple[float, float]:
+    """``(training, evaluation)`` seconds of one seeds-protocol job, measured.
 
-    Both are the first models the audit needs anyway, so measuring costs nothing
-    extra; the second job is timed because the first also pays the process's
-    warm-up (imports, first calls). The time covers the whole job (training,
-    statistics, evaluation).
+    On the seed-0 golden of this bank (its original before it), trained now: both
+    are the first models the audit needs anyway, so measuring costs nothing extra;
+    the second job is timed because the first also pays the process's warm-up
+    (imports, first calls). Evaluation is the rest of the job: statistics, UA, RA,
+    TA and the MIAs, which every seeds-protocol model pays, unlearned ones included.
     """
     first = [Entry("seeds", "original", 0), Entry("seeds", "golden", 0)]
     if bank.missing(first):
         bank.build(first, executor="serial", progress=progress)
-    return float(bank.scores(first[1])["meta"]["job_seconds"])
+    meta = bank.scores(first[1])["meta"]
+    training = float(meta["seconds"])
+    return training, max(0.0, float(meta["job_seconds"]) - training)
 
 
 def _unlearning_cost(method: str, options: dict, train_epochs: int) -> float:
@@ -115,18 +118,20 @@ def plan_audit(
     """The entries an audit needs, which are missing, and an estimate of their cost."""
     method_options = method_options or {}
     entries = bank.plan(methods=methods, models=models, method_options=method_options)
-    per_training = _seconds_per_training(bank, progress=progress) if bank.missing(entries) else 0.0
+    per_training, evaluation = (
+        _measured_seconds(bank, progress=progress) if bank.missing(entries) else (0.0, 0.0)
+    )
     missing = bank.missing(entries)
     epochs = bank.setting.to_dict()["train"]["epochs"]
-    cost, trainings, runs = 0.0, 0, 0
+    seconds, trainings, runs = 0.0, 0, 0
     for entry in missing:
         share = 0.5 if entry.protocol == "halves" else 1.0  # half the data, half the steps
         if entry.role == "unlearned":
             runs += 1
-            cost += share * _unlearning_cost(entry.method, dict(entry.options), epochs)
+            share *= _unlearning_cost(entry.method, dict(entry.options), epochs)
         else:
             trainings += 1
-            cost += share
+        seconds += share * per_training + (evaluation if entry.protocol == "seeds" else 0.0)
     n_workers = _workers(executor, workers)
     return AuditPlan(
         entries=entries,
@@ -135,7 +140,7 @@ def plan_audit(
         unlearning_runs=runs,
         seconds_per_training=per_training,
         workers=n_workers,
-        estimated_seconds=cost * per_training / max(1, min(n_workers, len(missing) or 1)),
+        estimated_seconds=seconds / max(1, min(n_workers, len(missing) or 1)),
     )
 
 
