@@ -147,9 +147,14 @@ class BuildReport:
 # ---------------------------------------------------------------- data, per process
 
 
+def _loaded(setting: BankSetting):
+    """The data set and forget split of ``setting``, loaded once per process."""
+    return _loaded_from_json(json.dumps(setting.to_dict(), sort_keys=True))
+
+
 @functools.lru_cache(maxsize=4)
-def _loaded(setting_json: str):
-    """The data set and forget split of a setting, loaded once per process."""
+def _loaded_from_json(setting_json: str):
+    # Keyed by the setting's JSON: a BankSetting holds dicts, so it is not hashable.
     from unlearnkit import data
 
     setting = BankSetting.from_dict(json.loads(setting_json))
@@ -166,8 +171,8 @@ def half_positions(n: int, seed: int) -> torch.Tensor:
 
 def members(setting: BankSetting, entry: Entry) -> np.ndarray:
     """Boolean mask over the training part: the rows ``entry``'s model was trained on
-    (for an unlearned model: the rows of the original it started from, minus none)."""
-    dataset, split = _loaded(json.dumps(setting.to_dict(), sort_keys=True))
+    (for an unlearned model: those of the original it started from)."""
+    dataset, split = _loaded(setting)
     n = len(dataset.train)
     mask = np.zeros(n, dtype=bool)
     if entry.protocol == "seeds":
@@ -181,7 +186,7 @@ def members(setting: BankSetting, entry: Entry) -> np.ndarray:
 
 def pool_mask(setting: BankSetting) -> np.ndarray:
     """Boolean mask over the training part: the forget spec's samples (the pool ``P``)."""
-    dataset, split = _loaded(json.dumps(setting.to_dict(), sort_keys=True))
+    dataset, split = _loaded(setting)
     positions = dataset.train.positions(split.forget.ids).numpy()
     mask = np.zeros(len(dataset.train), dtype=bool)
     mask[positions] = True
@@ -192,7 +197,7 @@ def slot_split(setting: BankSetting, protocol: str, seed: int):
     """The :class:`~unlearnkit.data.ForgetSplit` a slot's models are trained and unlearned on."""
     from unlearnkit.data.forget import ForgetSplit
 
-    dataset, split = _loaded(json.dumps(setting.to_dict(), sort_keys=True))
+    dataset, split = _loaded(setting)
     if protocol == "seeds":
         return split
     half = dataset.train.take(half_positions(len(dataset.train), seed))
@@ -215,7 +220,7 @@ def slot_split(setting: BankSetting, protocol: str, seed: int):
 def _template(setting: BankSetting):
     from unlearnkit import models
 
-    dataset, _ = _loaded(json.dumps(setting.to_dict(), sort_keys=True))
+    dataset, _ = _loaded(setting)
     return models.make(
         setting.model, dataset, preprocessing=setting.preprocessing, **setting.model_options
     )
@@ -231,7 +236,7 @@ def build_entry(job: dict) -> dict:
     root = Path(job["root"])
     setting = BankSetting.from_dict(job["setting"])
     entry = Entry(**{**job["entry"], "options": tuple(sorted(job["entry"]["options"].items()))})
-    dataset, _ = _loaded(json.dumps(setting.to_dict(), sort_keys=True))
+    dataset, _ = _loaded(setting)
     split = slot_split(setting, entry.protocol, entry.seed)
     config = TrainConfig(**setting.train)
     started = time.perf_counter()
@@ -286,6 +291,9 @@ class ModelBank:
     def __init__(self, root: str | Path, setting: BankSetting) -> None:
         self.root = Path(root)
         self.setting = setting
+        # A finished entry's statistics are written once and never change, so one read
+        # serves every measure of an audit.
+        self._scores: dict[str, dict] = {}
         manifest = self.root / "bank.json"
         wanted = {"format_version": FORMAT_VERSION, "setting": setting.to_dict()}
         if manifest.is_file():
@@ -303,9 +311,6 @@ class ModelBank:
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             checkpoint.atomic_write_text(manifest, json.dumps(wanted, indent=2, sort_keys=True))
-
-    def _json(self) -> str:
-        return json.dumps(self.setting.to_dict(), sort_keys=True)
 
     # -------------------------------------------------------------- planning
 
@@ -433,12 +438,14 @@ class ModelBank:
 
     def scores(self, entry: Entry) -> dict:
         """``{"confidence", "correct", "test_correct", "meta"}`` of a finished entry."""
-        meta, arrays = checkpoint.load_npz_state(
-            self.root / "scores" / entry.key,
-            what=f"bank entry {entry.key}",
-            fix="build the bank again (finished entries are kept)",
-        )
-        return {**arrays, "meta": meta}
+        if entry.key not in self._scores:
+            meta, arrays = checkpoint.load_npz_state(
+                self.root / "scores" / entry.key,
+                what=f"bank entry {entry.key}",
+                fix="build the bank again (finished entries are kept)",
+            )
+            self._scores[entry.key] = {**arrays, "meta": meta}
+        return self._scores[entry.key]
 
     def stack(self, entries: list[Entry], positions: np.ndarray) -> np.ndarray:
         """Confidences ``(len(entries), len(positions))`` on training-part ``positions``."""
